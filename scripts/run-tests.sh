@@ -1,0 +1,24 @@
+#!/bin/sh
+# Runs test programs one process each and prints a summary line that CI
+# reads: "N passed, N failed". Usage: run-tests.sh SUITE BUILD_DIR PROG...
+# Shell (.sh) and Python (.py) tests get BUILD_DIR in $WC_BUILD.
+set -u
+suite=$1; export WC_BUILD=$2; shift 2
+pass=0; fail=0; failed=""
+for t in "$@"; do
+  [ -e "$t" ] || continue
+  case "$t" in
+    *.sh) cmd="sh $t" ;;
+    *.py) cmd="python3 $t" ;;
+    *) cmd="$t" ;;
+  esac
+  log=$(mktemp)
+  if $cmd >"$log" 2>&1; then
+    pass=$((pass + 1)); echo "  PASS    $t"
+  else
+    fail=$((fail + 1)); failed="$failed $t"; echo "  FAIL    $t"; sed 's/^/    | /' "$log" | tail -n 60
+  fi
+  rm -f "$log"
+done
+echo "$suite: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
