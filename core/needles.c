@@ -1,0 +1,107 @@
+/*
+ * needles.c - compiling a needle set (wc_needles_t).
+ *
+ * OWNERSHIP. wc_needles_new copies the caller's needles into one storage
+ * block owned by the set; the set is immutable afterwards and may be read by
+ * any number of threads at once. It is freed by wc_needles_free only.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t byte_index(wc_needles_t *s, uint8_t b) {
+  for (size_t i = 0; i < s->nbytes; i++)
+    if (s->bytevals[i] == b)
+      return i;
+  s->bytevals[s->nbytes] = b;
+  return s->nbytes++;
+}
+
+int wc_needles_new(wc_needles_t **out, const char *const *needles,
+                   const size_t *lens, size_t n, unsigned flags,
+                   size_t *err_index) {
+  size_t bad = n;
+  int rc = -EINVAL;
+  wc_needles_t *s = NULL;
+  if (n == 0 || (flags & ~(WC_PUBLIC_FLAGS | WC_FORCE_SCALAR | WC_FORCE_SSE2)))
+    goto fail;
+  if (n > WC_MAX_NEEDLES) {
+    rc = -E2BIG;
+    goto fail;
+  }
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (lens[i] == 0 || memchr(needles[i], ' ', lens[i]) ||
+        memchr(needles[i], '\n', lens[i])) {
+      bad = i;
+      goto fail;
+    }
+    if (lens[i] > WC_MAX_NEEDLE_BYTES) {
+      bad = i;
+      rc = -E2BIG;
+      goto fail;
+    }
+    total += lens[i];
+  }
+  rc = -ENOMEM;
+  s = calloc(1, sizeof(*s));
+  if (!s)
+    goto fail;
+  s->flags = flags;
+  s->n = n;
+  s->v = calloc(n, sizeof(*s->v));
+  /* Folding never makes a needle longer than twice its length. */
+  s->storage = malloc(2 * total);
+  s->bytevals = n <= 64 ? s->byteval : malloc(256);
+  if (!s->v || !s->storage || !s->bytevals)
+    goto fail;
+  uint8_t *w = s->storage;
+  for (size_t i = 0; i < n; i++) {
+    wc_needle_t *nd = &s->v[i];
+    const uint8_t *src = (const uint8_t *)needles[i];
+    size_t len = lens[i];
+    if (flags & WC_IGNORE_CASE) {
+      size_t used;
+      len = wc_fold(src, len, w, false, &used);
+    } else {
+      memcpy(w, src, len);
+    }
+    nd->bytes = w;
+    nd->len = len;
+    w += len;
+    if (len > s->maxlen)
+      s->maxlen = len;
+    nd->ends_cr = nd->bytes[len - 1] == '\r';
+    nd->i0 = (uint8_t)byte_index(s, nd->bytes[0]);
+    nd->i1 = (uint8_t)byte_index(s, nd->bytes[len > 1 ? 1 : 0]);
+    nd->il = (uint8_t)byte_index(s, nd->bytes[len - 1]);
+    /* In space mode the mask tests the start, bytes 0, 1 and len - 1 and
+     * the end: it decides alone for needles of up to 3 bytes. */
+    nd->exact = !(flags & WC_BOUNDARY_WORD) && len <= 3;
+  }
+  *out = s;
+  return 0;
+fail:
+  if (err_index)
+    *err_index = bad;
+  wc_needles_free(s);
+  return rc;
+}
+
+void wc_needles_free(wc_needles_t *s) {
+  if (!s)
+    return;
+  if (s->bytevals != s->byteval)
+    free(s->bytevals);
+  free(s->storage);
+  free(s->v);
+  free(s);
+}
+
+size_t wc_needles_count(const wc_needles_t *s) { return s->n; }
+
+unsigned wc_needles_flags(const wc_needles_t *s) {
+  return s->flags & WC_PUBLIC_FLAGS;
+}

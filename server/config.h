@@ -1,0 +1,59 @@
+/*
+ * config.h - server configuration. Precedence: built-in defaults, then the
+ * JSON file (--config), then the environment (WORDCOUNT_HOST, WORDCOUNT_PORT,
+ * WORDCOUNT_WORKERS), then command-line flags. Every key is optional in the
+ * file; an unknown key or a bad value is an error naming the key.
+ */
+#ifndef WC_CONFIG_H
+#define WC_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { WC_LOG_ERROR = 0, WC_LOG_WARN, WC_LOG_INFO, WC_LOG_DEBUG };
+
+typedef struct {
+  char host[256];
+  int port;
+  unsigned workers; /* 0: one per CPU (resolved by wc_config_apply_workers) */
+  struct {
+    uint64_t max_body_bytes;
+    uint64_t max_json_body_bytes;
+    size_t max_header_bytes;
+    unsigned max_connections;
+    unsigned max_needles;
+    unsigned max_needle_bytes;
+  } limits;
+  struct {
+    uint64_t header, body, keepalive, shutdown;
+  } timeouts_ms;
+  uint64_t parallel_min_bytes;
+  int log_access;
+  int log_level;
+} wc_config_t;
+
+/* Fills cfg with the defaults of config.example.json. */
+void wc_config_defaults(wc_config_t *cfg);
+
+/*
+ * Loads the JSON file at path over cfg. Returns 0, or a negative errno with
+ * a message naming the file and the key in err (errlen bytes).
+ */
+int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
+                        size_t errlen);
+
+/* Applies WORDCOUNT_HOST/PORT/WORKERS. Returns 0 or -EINVAL with err set. */
+int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen);
+
+/* Parses a flag value: "host", "port" or "workers". 0 or -EINVAL. */
+int wc_config_set(wc_config_t *cfg, const char *key, const char *value,
+                  char *err, size_t errlen);
+
+/*
+ * Resolves workers == 0 to the number of CPUs and exports
+ * UV_THREADPOOL_SIZE, which libuv reads once, on the first use of its pool:
+ * call this before anything queues work. Returns 0 or a negative errno.
+ */
+int wc_config_apply_workers(wc_config_t *cfg);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * util.h - small helpers shared by the server files: container_of and an
+ * intrusive doubly linked list (the owner embeds a wc_link_t; no allocation).
+ */
+#ifndef WC_UTIL_H
+#define WC_UTIL_H
+
+#include <stddef.h>
+
+#define container_of(ptr, type, member)                                        \
+  ((type *)((char *)(ptr)-offsetof(type, member)))
+
+#define WC_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A list head and a list node have the same shape; an empty list points to
+ * itself. A node that is in no list also points to itself, so that removing
+ * it twice is harmless. */
+typedef struct wc_link {
+  struct wc_link *next, *prev;
+} wc_link_t;
+
+static inline void wc_list_init(wc_link_t *h) { h->next = h->prev = h; }
+static inline int wc_list_empty(const wc_link_t *h) { return h->next == h; }
+static inline void wc_list_push(wc_link_t *h, wc_link_t *n) {
+  n->prev = h->prev;
+  n->next = h;
+  h->prev->next = n;
+  h->prev = n;
+}
+static inline void wc_list_remove(wc_link_t *n) {
+  n->prev->next = n->next;
+  n->next->prev = n->prev;
+  n->next = n->prev = n;
+}
+
+#endif
