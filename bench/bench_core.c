@@ -89,8 +89,8 @@ typedef struct {
 } corpus_spec_t;
 
 static const corpus_spec_t corpora[] = {
-    {"zen-x1000", 1000, 50, 5000, 0.4, 3.0},
-    {"zen-x100000", 100000, 10, 400, 2.0, 8.0},
+    {"zen-x1000", 1000, 50, 10000, 0.6, 3.0},
+    {"zen-x100000", 100000, 15, 600, 3.0, 10.0},
 };
 #define NCORPORA (sizeof corpora / sizeof corpora[0])
 
@@ -121,8 +121,8 @@ typedef struct {
   int present; /* 0: skipped (no python3, or the row could not run) */
   unsigned rounds;
   double min_ms, median_ms, max_ms;
-  double mb_s;           /* from the median; the twice row counts 2 x size */
-  uint64_t count;        /* count of needle 0 in one call */
+  double mb_s;    /* from the median; the twice row counts 2 x size */
+  uint64_t count; /* count of needle 0 in one call */
 } row_result_t;
 
 typedef struct {
@@ -228,8 +228,7 @@ static char *corpus_load(const char *path, unsigned copies, size_t *len_out) {
 
 static int corpus_ok(const char *path, unsigned copies) {
   struct stat st;
-  if (stat(path, &st) != 0 ||
-      (size_t)st.st_size != (size_t)copies * ZEN_BYTES)
+  if (stat(path, &st) != 0 || (size_t)st.st_size != (size_t)copies * ZEN_BYTES)
     return 0;
   size_t len;
   free(corpus_load(path, copies, &len));
@@ -281,8 +280,7 @@ static void *twin_main(void *p) {
     if (t->quit)
       return NULL;
     memset(t->counts[a->index], 0, sizeof t->counts[a->index]);
-    t->rc[a->index] =
-        wc_count(t->set, t->text, t->len, t->counts[a->index]);
+    t->rc[a->index] = wc_count(t->set, t->text, t->len, t->counts[a->index]);
     pthread_barrier_wait(&t->done);
   }
 }
@@ -438,8 +436,7 @@ static wc_needles_t *needles(const char *const *list, size_t n,
   size_t bad = 0;
   int rc = wc_needles_new(&set, list, lens, n, flags, &bad);
   if (rc != 0)
-    die("wc_needles_new(flags=%u): %s (needle %zu)", flags, strerror(-rc),
-        bad);
+    die("wc_needles_new(flags=%u): %s (needle %zu)", flags, strerror(-rc), bad);
   return set;
 }
 
@@ -524,6 +521,18 @@ static void host_cpu(char *buf, size_t size) {
   fclose(f);
 }
 
+/* The 1-minute load average: the benchmark is only as quiet as the host. */
+static double host_load(void) {
+  double l = -1;
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f != NULL) {
+    if (fscanf(f, "%lf", &l) != 1)
+      l = -1;
+    fclose(f);
+  }
+  return l;
+}
+
 static void with_commas(char *buf, size_t size, uint64_t v) {
   char digits[32];
   int n = snprintf(digits, sizeof digits, "%" PRIu64, v);
@@ -540,7 +549,7 @@ static void with_commas(char *buf, size_t size, uint64_t v) {
  * best row, as pytest-benchmark prints "7.3348 (4.24)". The Name and Rounds
  * columns have no ratio. */
 typedef struct {
-  char val[32];
+  char val[64];
   char ratio[16];
 } cell_t;
 
@@ -664,7 +673,8 @@ static void print_table(const corpus_spec_t *c, size_t len, uint64_t count,
 typedef struct {
   const char *name;
   const char *corpus;
-  double value;  /* a fraction, or a speed-up factor when factor is set */
+  double value;     /* a fraction, or a speed-up factor when factor is set */
+  double value_min; /* the same from the Min times: less host noise */
   double target;
   int factor;
   int ok;
@@ -685,9 +695,9 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void write_json(const char *path, const char *cpu, long cores,
-                       const size_t *lens, const uint64_t *counts,
-                       row_result_t (*rows)[NROWS], const check_t *checks,
-                       size_t nchecks) {
+                       const double *load, const size_t *lens,
+                       const uint64_t *counts, row_result_t (*rows)[NROWS],
+                       const check_t *checks, size_t nchecks) {
   char tmp[4096];
   int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
   if (n < 0 || (size_t)n >= sizeof tmp)
@@ -709,7 +719,10 @@ static void write_json(const char *path, const char *cpu, long cores,
   json_str(f, wc_kernel_name());
   fprintf(f, ",\n  \"cpu\": ");
   json_str(f, cpu);
-  fprintf(f, ",\n  \"cores\": %ld,\n  \"needle\": ", cores);
+  fprintf(f,
+          ",\n  \"cores\": %ld,\n  \"loadavg_1min\": [%.2f, %.2f],\n"
+          "  \"needle\": ",
+          cores, load[0], load[1]);
   json_str(f, NEEDLE);
   fprintf(f, ",\n  \"corpora\": [\n");
   for (size_t ci = 0; ci < NCORPORA; ci++) {
@@ -729,8 +742,7 @@ static void write_json(const char *path, const char *cpu, long cores,
       fprintf(f,
               ", \"min_ms\": %.6f, \"median_ms\": %.6f, \"max_ms\": %.6f, "
               "\"mb_per_s\": %.3f, \"rounds\": %u, \"count\": %" PRIu64 "}",
-              r->min_ms, r->median_ms, r->max_ms, r->mb_s, r->rounds,
-              r->count);
+              r->min_ms, r->median_ms, r->max_ms, r->mb_s, r->rounds, r->count);
       first = 0;
     }
     fprintf(f, "\n      ]\n    }%s\n", ci + 1 < NCORPORA ? "," : "");
@@ -743,9 +755,10 @@ static void write_json(const char *path, const char *cpu, long cores,
     fprintf(f, ", \"corpus\": ");
     json_str(f, c->corpus);
     fprintf(f,
-            ", \"unit\": \"%s\", \"value\": %.4f, \"target\": %.4f, "
+            ", \"unit\": \"%s\", \"value\": %.4f, \"value_from_min\": %.4f, "
+            "\"target\": %.4f, "
             "\"ok\": %s}%s\n",
-            c->factor ? "x" : "fraction", c->value, c->target,
+            c->factor ? "x" : "fraction", c->value, c->value_min, c->target,
             c->ok ? "true" : "false", i + 1 < nchecks ? "," : "");
   }
   fprintf(f, "  ]\n}\n");
@@ -767,25 +780,30 @@ static size_t add_check(check_t *checks, size_t n, const char *name,
   c->target = target;
   /* Both are throughput ratios from the medians. */
   c->value = num->mb_s / den->mb_s;
+  double scale_num = num == den ? 1 : num->median_ms / num->min_ms;
+  double scale_den = den->median_ms / den->min_ms;
+  c->value_min = c->value * scale_num / scale_den;
   c->ok = c->value >= target;
   return n + 1;
 }
 
 static void print_checks(const check_t *checks, size_t n) {
-  printf("\nTarget checks (median throughput ratios; reported, not "
-         "asserted):\n");
+  printf("\nTarget checks (throughput ratios from the medians, and from the "
+         "Min times;\nreported, not asserted; ok/below is by the median):\n");
   for (size_t i = 0; i < n; i++) {
     const check_t *c = &checks[i];
-    char val[32], tgt[32];
+    char val[32], vmin[32], tgt[32];
     if (c->factor) {
       snprintf(val, sizeof val, "%.0fx", c->value);
+      snprintf(vmin, sizeof vmin, "(min %.0fx)", c->value_min);
       snprintf(tgt, sizeof tgt, ">= %.0fx", c->target);
     } else {
       snprintf(val, sizeof val, "%.1f%%", c->value * 100);
+      snprintf(vmin, sizeof vmin, "(min %.1f%%)", c->value_min * 100);
       snprintf(tgt, sizeof tgt, ">= %.0f%%", c->target * 100);
     }
-    printf("  %-34s %-12s %8s   target %-7s  %s\n", c->name, c->corpus, val,
-           tgt, c->ok ? "ok" : "below");
+    printf("  %-34s %-12s %7s %-14s target %-7s  %s\n", c->name, c->corpus, val,
+           vmin, tgt, c->ok ? "ok" : "below");
   }
 }
 
@@ -794,8 +812,10 @@ static int cmd_run(const char *dir, const char *py_path,
   char cpu[256];
   host_cpu(cpu, sizeof cpu);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
-  printf("bench-core: wordcount %s, kernel %s, CPU %s, %ld cores online\n",
-         WC_VERSION, wc_kernel_name(), cpu, cores);
+  double load[2] = {host_load(), 0};
+  printf("bench-core: wordcount %s, kernel %s, CPU %s, %ld cores online, "
+         "load average %.2f\n",
+         WC_VERSION, wc_kernel_name(), cpu, cores, load[0]);
 
   py_result_t py[8];
   size_t npy = py_path ? py_load(py_path, py, 8) : 0;
@@ -850,12 +870,12 @@ static int cmd_run(const char *dir, const char *py_path,
   size_t nc = 0;
   const size_t big = NCORPORA - 1;
   nc = add_check(checks, nc, "sequential exact / memchr ceiling",
-                 corpora[big].name, &rows[big][ROW_SEQ],
-                 &rows[big][ROW_MEMCHR], 0.60, 0);
+                 corpora[big].name, &rows[big][ROW_SEQ], &rows[big][ROW_MEMCHR],
+                 0.60, 0);
   for (size_t ci = 0; ci < NCORPORA; ci++)
     nc = add_check(checks, nc, "sequential exact / pure Python",
-                   corpora[ci].name, &rows[ci][ROW_SEQ], &rows[ci][ROW_PY],
-                   200, 1);
+                   corpora[ci].name, &rows[ci][ROW_SEQ], &rows[ci][ROW_PY], 200,
+                   1);
   for (size_t ci = 0; ci < NCORPORA; ci++) {
     nc = add_check(checks, nc, "ignore case / sequential exact",
                    corpora[ci].name, &rows[ci][ROW_ICASE], &rows[ci][ROW_SEQ],
@@ -863,13 +883,16 @@ static int cmd_run(const char *dir, const char *py_path,
     nc = add_check(checks, nc, "boundary=word / sequential exact",
                    corpora[ci].name, &rows[ci][ROW_WORD], &rows[ci][ROW_SEQ],
                    0.40, 0);
-    nc = add_check(checks, nc, "8 needles / sequential exact",
-                   corpora[ci].name, &rows[ci][ROW_MULTI], &rows[ci][ROW_SEQ],
-                   0.40, 0);
+    nc = add_check(checks, nc, "8 needles / sequential exact", corpora[ci].name,
+                   &rows[ci][ROW_MULTI], &rows[ci][ROW_SEQ], 0.40, 0);
   }
   print_checks(checks, nc);
+  load[1] = host_load();
+  printf("\nbench-core: load average %.2f before, %.2f after (a busy host "
+         "widens Min..Max and slows the medians)\n",
+         load[0], load[1]);
   if (json_path != NULL) {
-    write_json(json_path, cpu, cores, lens, counts, rows, checks, nc);
+    write_json(json_path, cpu, cores, load, lens, counts, rows, checks, nc);
     printf("\nbench-core: results written to %s\n", json_path);
   }
   return 0;

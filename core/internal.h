@@ -43,6 +43,14 @@ typedef struct wc_needle {
                          structure that folding of text cannot produce) */
 } wc_needle_t;
 
+/* Needles of one length (and the same ends_cr) share the loads and the
+ * end-of-word test of the AVX2 kernel. */
+typedef struct wc_group {
+  size_t n;
+  bool ends_cr;
+  size_t first, count; /* indices into wc_needles.order */
+} wc_group_t;
+
 struct wc_needles {
   unsigned flags;
   size_t n;
@@ -52,6 +60,9 @@ struct wc_needles {
   uint8_t byteval[3 * 64]; /* grown below when n > 64 */
   uint8_t *bytevals;       /* points to byteval or a heap array */
   uint8_t *storage;        /* folded needle bytes */
+  size_t ngroups;
+  wc_group_t *groups;
+  size_t *order; /* needle indices, grouped */
 };
 
 /* Counts matches starting at p in [from, to) of buf[0..len).
@@ -72,6 +83,14 @@ wc_scan_fn wc_scan_scalar;
 #if defined(__x86_64__) || defined(__i386__)
 wc_scan_fn wc_scan_sse2;
 wc_scan_fn wc_scan_avx2;
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The AVX2 kernel for the middle of a buffer: candidates p in [lo, hi),
+ * hi - lo a multiple of 32, lo >= 1, hi + maxlen + 1 <= len. */
+void wc_scan_avx2_bulk(const wc_needles_t *set, const uint8_t *buf,
+                       size_t len, bool sot, bool eot, size_t lo, size_t hi,
+                       uint64_t base, uint64_t *until, uint64_t *counts);
 #endif
 
 /* Match verification shared by every kernel (scan.c). */

@@ -79,7 +79,38 @@ int wc_needles_new(wc_needles_t **out, const char *const *needles,
     nd->il = (uint8_t)byte_index(s, nd->bytes[len - 1]);
     /* In space mode the mask tests the start, bytes 0, 1 and len - 1 and
      * the end: it decides alone for needles of up to 3 bytes. */
-    nd->exact = !(flags & WC_BOUNDARY_WORD) && len <= 3;
+    nd->exact = len <= 3;
+    if (flags & WC_BOUNDARY_WORD) {
+      /* In word mode the kernels count a candidate without verifying it
+       * only where the boundaries are certain (ASCII non-word bytes) and
+       * the needle is made of word characters: two matches of it can then
+       * never overlap, so the non-overlap rule needs no state. */
+      for (size_t k = 0; k < len; k++)
+        if (nd->bytes[k] >= 0x80 || !wc_is_word_char(nd->bytes[k]))
+          nd->exact = false;
+    }
+  }
+  /* Group the needles by (length, ends_cr), in order of first use. */
+  s->groups = calloc(n, sizeof(*s->groups));
+  s->order = calloc(n, sizeof(*s->order));
+  if (!s->groups || !s->order)
+    goto fail;
+  size_t filled = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool seen = false;
+    for (size_t g = 0; g < s->ngroups && !seen; g++)
+      seen = s->groups[g].n == s->v[i].len &&
+             s->groups[g].ends_cr == s->v[i].ends_cr;
+    if (seen)
+      continue;
+    wc_group_t *g = &s->groups[s->ngroups++];
+    g->n = s->v[i].len;
+    g->ends_cr = s->v[i].ends_cr;
+    g->first = filled;
+    for (size_t j = i; j < n; j++)
+      if (s->v[j].len == g->n && s->v[j].ends_cr == g->ends_cr)
+        s->order[filled++] = j;
+    g->count = filled - g->first;
   }
   *out = s;
   return 0;
@@ -96,6 +127,8 @@ void wc_needles_free(wc_needles_t *s) {
   if (s->bytevals != s->byteval)
     free(s->bytevals);
   free(s->storage);
+  free(s->groups);
+  free(s->order);
   free(s->v);
   free(s);
 }

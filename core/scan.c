@@ -204,6 +204,230 @@ AVX2 static inline void masks_avx2(const wc_needles_t *set, const uint8_t *buf,
 #undef SCAN_TARGET
 #undef SCAN_MASKS
 
+/* in_range(x, lo, hi) for bytes, as signed compares after a shift. */
+AVX2 static inline __m256i in_range_avx2(__m256i x, uint8_t lo, uint8_t hi) {
+  __m256i t = _mm256_add_epi8(x, _mm256_set1_epi8((char)(0x80 - lo)));
+  return _mm256_cmpgt_epi8(_mm256_set1_epi8((char)(hi - lo + 1 - 128)), t);
+}
+
+/* Bytes that may end a word match: anything but an ASCII letter, digit or
+ * '_' (a non-ASCII byte may be part of a letter: verified later). */
+AVX2 static inline __m256i maybe_boundary_avx2(__m256i x) {
+  __m256i w = _mm256_or_si256(in_range_avx2(x, '0', '9'),
+                              in_range_avx2(_mm256_or_si256(
+                                                x, _mm256_set1_epi8(0x20)),
+                                            'a', 'z'));
+  w = _mm256_or_si256(w, _mm256_cmpeq_epi8(x, _mm256_set1_epi8('_')));
+  return _mm256_xor_si256(w, _mm256_set1_epi8(-1));
+}
+
+#define LOADU(q) _mm256_loadu_si256((const __m256i *)(const void *)(q))
+
+/*
+ * The AVX2 bulk kernel. Unlike the block-mask kernels, it compares
+ * "vertically": for 32 candidate positions p at once it loads the text at
+ * p - 1, p, p + 1, p + n - 1, p + n and p + n + 1 (unaligned loads from the
+ * same cache lines are cheap) and combines byte compares lane by lane, so
+ * one movemask yields the candidates of a needle. Loads and end tests are
+ * shared by the needles of one group (same length).
+ */
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
+/* ASCII bytes that are not word constituents: a certain word boundary. */
+AVX2 static ALWAYS_INLINE __m256i ascii_nonword_avx2(__m256i x) {
+  /* maybe_boundary minus the bytes >= 0x80 (negative as signed). */
+  return _mm256_andnot_si256(
+      _mm256_cmpgt_epi8(_mm256_setzero_si256(), x), maybe_boundary_avx2(x));
+}
+
+/* The end-of-word test at p + n for 32 positions. In word mode *def gets
+ * the positions whose boundary is certain without decoding UTF-8. */
+AVX2 static ALWAYS_INLINE __m256i end_avx2(const uint8_t *q, size_t n,
+                                           bool ends_cr, const bool word,
+                                           __m256i *def) {
+  __m256i ve = LOADU(q + n);
+  if (word) {
+    *def = ascii_nonword_avx2(ve);
+    if (ends_cr) /* "...\r" before "\n": the '\r' is not part of the line */
+      *def = _mm256_andnot_si256(_mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\n')),
+                                 *def);
+    return maybe_boundary_avx2(ve);
+  }
+  __m256i crlf =
+      _mm256_and_si256(_mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\r')),
+                       _mm256_cmpeq_epi8(LOADU(q + n + 1),
+                                         _mm256_set1_epi8('\n')));
+  __m256i e =
+      _mm256_or_si256(_mm256_cmpeq_epi8(ve, _mm256_set1_epi8(' ')), crlf);
+  if (!ends_cr)
+    e = _mm256_or_si256(e, _mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\n')));
+  *def = e;
+  return e;
+}
+
+AVX2 static ALWAYS_INLINE __m256i start_avx2(const uint8_t *q,
+                                             const bool word, __m256i *def) {
+  __m256i vb = LOADU(q - 1);
+  if (word) {
+    *def = ascii_nonword_avx2(vb);
+    return maybe_boundary_avx2(vb);
+  }
+  __m256i s = _mm256_or_si256(_mm256_cmpeq_epi8(vb, _mm256_set1_epi8(' ')),
+                              _mm256_cmpeq_epi8(vb, _mm256_set1_epi8('\n')));
+  *def = s;
+  return s;
+}
+
+/* Verifies the candidates of one needle in a mask (the rare path). */
+static void verify_bits(const wc_needles_t *set, size_t j, uint64_t bits,
+                        size_t p, const uint8_t *buf, size_t len, bool sot,
+                        bool eot, uint64_t base, uint64_t *until,
+                        uint64_t *counts) {
+  const wc_needle_t *nd = &set->v[j];
+  const bool word = set->flags & WC_BOUNDARY_WORD;
+  while (bits) {
+    size_t c = p + (size_t)__builtin_ctzll(bits);
+    bits &= bits - 1;
+    if (word) {
+      if (base + c < until[j])
+        continue;
+      if (wc_verify(set, nd, buf, len, sot, eot, c, true)) {
+        counts[j]++;
+        until[j] = base + c + nd->len;
+      }
+    } else {
+      counts[j] += wc_verify(set, nd, buf, len, sot, eot, c, false);
+    }
+  }
+}
+
+/* Candidates of one needle at 32 positions: all of them, and in *def those
+ * that are matches without further checks (for a needle whose compares
+ * are exact). */
+AVX2 static ALWAYS_INLINE uint32_t cand_avx2(__m256i s, __m256i sdef,
+                                             __m256i e, __m256i edef,
+                                             __m256i v0, __m256i v1,
+                                             __m256i vl, __m256i c0,
+                                             __m256i c1, __m256i cl, size_t n,
+                                             uint32_t *def) {
+  __m256i m = _mm256_cmpeq_epi8(v0, c0);
+  if (n >= 2)
+    m = _mm256_and_si256(m, _mm256_cmpeq_epi8(v1, c1));
+  if (n >= 3)
+    m = _mm256_and_si256(m, _mm256_cmpeq_epi8(vl, cl));
+  *def = (uint32_t)_mm256_movemask_epi8(
+      _mm256_and_si256(m, _mm256_and_si256(sdef, edef)));
+  return (uint32_t)_mm256_movemask_epi8(
+      _mm256_and_si256(m, _mm256_and_si256(s, e)));
+}
+
+/*
+ * The AVX2 bulk kernel. Unlike the block-mask kernels, it compares
+ * "vertically": for 32 candidate positions p at once it loads the text at
+ * p - 1, p, p + 1, p + n - 1, p + n and p + n + 1 (unaligned loads from the
+ * same cache lines are cheap) and combines byte compares lane by lane, so
+ * one movemask yields the candidates of a needle. A needle with `exact`
+ * set is counted with a popcount, without a branch: mispredicted branches,
+ * not loads, are what limits such a loop. Other candidates (rare) are
+ * verified one by one. Loads and end tests are shared by the needles of
+ * one group (same length). `ci` and `word` are constants in each instance;
+ * a set of one needle has its own loop with every constant in a register.
+ */
+AVX2 static ALWAYS_INLINE void
+bulk_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
+          bool eot, size_t lo, size_t hi, uint64_t base, uint64_t *until,
+          uint64_t *counts, const bool ci, const bool word) {
+  if (set->n == 1) {
+    const wc_needle_t *nd = &set->v[0];
+    const size_t n = nd->len;
+    const bool ends_cr = nd->ends_cr, exact = nd->exact;
+    const __m256i c0 = _mm256_set1_epi8((char)nd->bytes[0]);
+    const __m256i c1 = _mm256_set1_epi8((char)nd->bytes[n >= 2 ? 1 : 0]);
+    const __m256i cl = _mm256_set1_epi8((char)nd->bytes[n - 1]);
+    uint64_t acc = 0;
+    for (size_t p = lo; p < hi; p += 32) {
+      const uint8_t *q = buf + p;
+      __m256i v0 = LOADU(q), v1 = v0, vl = v0, sdef, edef;
+      if (n >= 2)
+        v1 = LOADU(q + 1);
+      if (n >= 3)
+        vl = LOADU(q + n - 1);
+      if (ci) {
+        v0 = lower_avx2(v0);
+        v1 = n >= 2 ? lower_avx2(v1) : v0;
+        vl = n >= 3 ? lower_avx2(vl) : v1;
+      }
+      __m256i s = start_avx2(q, word, &sdef);
+      __m256i e = end_avx2(q, n, ends_cr, word, &edef);
+      uint32_t def, all = cand_avx2(s, sdef, e, edef, v0, v1, vl, c0, c1, cl,
+                                    n, &def);
+      if (exact) {
+        acc += (uint64_t)__builtin_popcount(def);
+        all &= ~def;
+      }
+      if (all)
+        verify_bits(set, 0, all, p, buf, len, sot, eot, base, until, counts);
+    }
+    counts[0] += acc;
+    return;
+  }
+  for (size_t p = lo; p < hi; p += 32) {
+    const uint8_t *q = buf + p;
+    __m256i sdef, s = start_avx2(q, word, &sdef);
+    __m256i v0 = LOADU(q), v1 = LOADU(q + 1);
+    if (ci) {
+      v0 = lower_avx2(v0);
+      v1 = lower_avx2(v1);
+    }
+    for (size_t g = 0; g < set->ngroups; g++) {
+      const wc_group_t *gr = &set->groups[g];
+      const size_t n = gr->n;
+      __m256i edef, e = end_avx2(q, n, gr->ends_cr, word, &edef);
+      __m256i vl = v1;
+      if (n >= 3) {
+        vl = LOADU(q + n - 1);
+        if (ci)
+          vl = lower_avx2(vl);
+      }
+      for (size_t k = gr->first; k < gr->first + gr->count; k++) {
+        const size_t j = set->order[k];
+        const wc_needle_t *nd = &set->v[j];
+        uint32_t def, all = cand_avx2(
+            s, sdef, e, edef, v0, v1, vl, _mm256_set1_epi8((char)nd->bytes[0]),
+            _mm256_set1_epi8((char)nd->bytes[n >= 2 ? 1 : 0]),
+            _mm256_set1_epi8((char)nd->bytes[n - 1]), n, &def);
+        if (nd->exact) {
+          counts[j] += (uint64_t)__builtin_popcount(def);
+          all &= ~def;
+        }
+        if (all)
+          verify_bits(set, j, all, p, buf, len, sot, eot, base, until,
+                      counts);
+      }
+    }
+  }
+}
+
+AVX2 void wc_scan_avx2_bulk(const wc_needles_t *set, const uint8_t *buf,
+                            size_t len, bool sot, bool eot, size_t lo,
+                            size_t hi, uint64_t base, uint64_t *until,
+                            uint64_t *counts) {
+  const bool ci = set->flags & WC_IGNORE_CASE;
+  const bool word = set->flags & WC_BOUNDARY_WORD;
+  if (!ci && !word)
+    bulk_impl(set, buf, len, sot, eot, lo, hi, base, until, counts, false,
+              false);
+  else if (ci && !word)
+    bulk_impl(set, buf, len, sot, eot, lo, hi, base, until, counts, true,
+              false);
+  else if (!ci && word)
+    bulk_impl(set, buf, len, sot, eot, lo, hi, base, until, counts, false,
+              true);
+  else
+    bulk_impl(set, buf, len, sot, eot, lo, hi, base, until, counts, true,
+              true);
+}
+
 static bool have_avx2(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
@@ -216,7 +440,20 @@ void wc_scan(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
              uint64_t *counts) {
 #if defined(__x86_64__) || defined(__i386__)
   if (!(set->flags & (WC_FORCE_SCALAR | WC_FORCE_SSE2)) && have_avx2()) {
-    wc_scan_avx2(set, buf, len, sot, eot, from, to, base, until, counts);
+    /* The bulk kernel takes the middle, the block kernel the edges. */
+    size_t lo = from > 0 ? from : 1, hi = lo;
+    if (to > lo && len > set->maxlen + 1) {
+      size_t lim = to < len - set->maxlen - 1 ? to : len - set->maxlen - 1;
+      if (lim > lo)
+        hi = lo + (lim - lo) / 32 * 32;
+    }
+    if (hi > lo) {
+      wc_scan_avx2(set, buf, len, sot, eot, from, lo, base, until, counts);
+      wc_scan_avx2_bulk(set, buf, len, sot, eot, lo, hi, base, until, counts);
+      wc_scan_avx2(set, buf, len, sot, eot, hi, to, base, until, counts);
+    } else {
+      wc_scan_avx2(set, buf, len, sot, eot, from, to, base, until, counts);
+    }
     return;
   }
   if (!(set->flags & WC_FORCE_SCALAR)) {

@@ -87,8 +87,10 @@ void wc_log_access(const char *peer, const char *method, const char *target,
                  ms);
   if (len < 0)
     return;
-  if ((size_t)len >= sizeof line)
+  if ((size_t)len >= sizeof line) {
     len = sizeof line - 1;
+    line[len - 1] = '\n';
+  }
   if (buf_len + (size_t)len > sizeof buf)
     wc_log_flush();
   memcpy(buf + buf_len, line, (size_t)len);

@@ -206,7 +206,8 @@ static const edge_t edges[] = {
     E1("a-b", W, "-b", 0),
     E1("a-", W, "-", 0),
     E1("-a", W, "-", 0),
-    E1(".a.", W, ".", 2),
+    E1(".a.", W, ".", 0),
+    E1(". .", W, ".", 2),
     /* Word constituents. */
     E1("foo_bar foo", W, "foo", 1),
     E1("foo-bar foo", W, "foo", 2),
@@ -296,6 +297,51 @@ static void test_edge_table_guarded(void **state) {
   guard_free(&gn);
 }
 
+/*
+ * Word mode with needles that are not valid UTF-8, where GNU grep -w (3.8,
+ * LC_ALL=C.UTF-8, -a, with and without -i) decides at character
+ * boundaries: a match must start at a character start, but may end inside
+ * a character. Every expected count here was observed with grep -aow[i].
+ */
+static void test_word_mode_invalid_needles(void **state) {
+  (void)state;
+  static const edge_t cases[] = {
+      E1("\xc3\xa9", W, "\xa9", 0),     /* starts inside e-acute */
+      E1("\xc3\xa9", I | W, "\xa9", 0),
+      E1("x\xc5\xbf", W, "\xbf", 0),    /* inside long s */
+      E1("\xe2\x84\xaa", W, "\x84\xaa", 0),
+      E1("\xc3\x89\xc3\xa9", I | W, "\xa9\xc3\xa9", 0),
+      E1("\xc3\xa9", W, "\xc3", 1),     /* ends inside e-acute */
+      E1("\xc3\xa9", I | W, "\xc3", 1),
+      E1("\xc3\x89", I | W, "\xc3", 1),
+      E1("\xc3\x89\xc3\xa9", W, "\xc3", 1),
+      E1("\xe2\x84\xaa", I | W, "\xe2", 1), /* the Kelvin sign's own bytes */
+      E1("\xe2\x84\xaa", W, "\xe2", 1),
+  };
+  int bad = 0;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const edge_t *e = &cases[i];
+    uint64_t got = ref_count_one(e->nd[0], e->nlen[0], e->flags, e->text, e->len);
+    if (got != e->want[0]) /* the reference must agree with grep */
+      fail_msg("reference: case %zu counts %llu", i, (unsigned long long)got);
+    wc_needles_t *set = make_set(e->nd, e->nlen, 1, e->flags);
+    got = 0;
+    assert_int_equal(wc_count(set, e->text, e->len, &got), 0);
+    wc_needles_free(set);
+    if (got != e->want[0]) {
+      char tq[64], nq[64];
+      check_quote(tq, sizeof tq, e->text, e->len);
+      check_quote(nq, sizeof nq, e->nd[0], e->nlen[0]);
+      print_error("flags %u needle %s text %s: wc_count %llu, grep -ow %llu\n",
+                  e->flags, nq, tq, (unsigned long long)got,
+                  (unsigned long long)e->want[0]);
+      bad++;
+    }
+  }
+  if (bad)
+    fail_msg("%d word-mode cases differ from grep -w", bad);
+}
+
 /* ---- offsets around vector widths ----------------------------------------- */
 
 /*
@@ -318,6 +364,9 @@ static void test_match_at_every_offset(void **state) {
     if (nl > 1)
       needle[0] = 'A'; /* differs in case from the text below */
     const char *nd[1] = {(const char *)needle};
+    wc_needles_t *sets[4];
+    for (size_t m = 0; m < 4; m++)
+      sets[m] = make_set(nd, &nl, 1, modes[m]);
     for (size_t off = 0; off <= 130; off++) {
       for (size_t ti = 0; ti < sizeof tails / sizeof tails[0]; ti++) {
         size_t tail = tails[ti];
@@ -335,7 +384,7 @@ static void test_match_at_every_offset(void **state) {
           unsigned flags = modes[m];
           uint64_t want = (flags & I) || nl == 1 ? 1 : 0;
           unsigned char *t = guard_at_end(&g, text, len);
-          wc_needles_t *set = make_set(nd, &nl, 1, flags);
+          wc_needles_t *set = sets[m];
           uint64_t got = 0;
           assert_int_equal(wc_count(set, t, len, &got), 0);
           if (got != want)
@@ -360,10 +409,11 @@ static void test_match_at_every_offset(void **state) {
                        "counted %llu, expected %llu", nl, off, flags,
                        (unsigned long long)got, (unsigned long long)want_short);
           }
-          wc_needles_free(set);
         }
       }
     }
+    for (size_t m = 0; m < 4; m++)
+      wc_needles_free(sets[m]);
   }
   guard_free(&g);
 }
@@ -624,7 +674,19 @@ static void test_split_contract(void **state) {
   assert_int_equal(wc_prev_cut("ab cd", 5, 4), 3);
   assert_int_equal(wc_prev_cut("ab cd", 5, 2), 0);
   assert_int_equal(wc_prev_cut("ab\ncd", 5, 3), 3);
+}
+
+/*
+ * wordcount.h defines a cut by wc_next_cut ("c == len or text[c - 1] is ' '
+ * or '\n'; c == 0 counts too") and wc_prev_cut as "the largest cut c <=
+ * pos", so the end of the text is a cut for both.
+ */
+static void test_prev_cut_at_end(void **state) {
+  (void)state;
+  assert_int_equal(wc_next_cut("ab cd", 5, 5), 5);
+  assert_int_equal(wc_prev_cut("ab", 2, 2), 2);
   assert_int_equal(wc_prev_cut("ab cd", 5, 5), 5);
+  assert_int_equal(wc_prev_cut("ab cd ", 6, 6), 6);
 }
 
 static int setup(void **state) {
@@ -639,6 +701,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_edge_table),
       cmocka_unit_test(test_edge_table_guarded),
+      cmocka_unit_test(test_word_mode_invalid_needles),
       cmocka_unit_test(test_match_at_every_offset),
       cmocka_unit_test(test_dense_matches),
       cmocka_unit_test(test_long_needles),
@@ -647,6 +710,7 @@ int main(void) {
       cmocka_unit_test(test_kernel_name_and_version),
       cmocka_unit_test(test_accumulation_and_reuse),
       cmocka_unit_test(test_split_contract),
+      cmocka_unit_test(test_prev_cut_at_end),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,6 +1,7 @@
 /* check.c - see check.h. */
 #include "support/check.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ void check_quote(char *out, size_t outlen, const void *s, size_t len) {
     else if (c == '"' || c == '\\')
       snprintf(tmp, sizeof tmp, "\\%c", c);
     else if (c < 0x20 || c >= 0x7f)
-      snprintf(tmp, sizeof tmp, "\\x%02x\"\"", c);
+      snprintf(tmp, sizeof tmp,
+               i + 1 < len && isxdigit(p[i + 1]) ? "\\x%02x\"\"" : "\\x%02x", c);
     else
       snprintf(tmp, sizeof tmp, "%c", c);
     size_t tl = strlen(tmp);
@@ -201,6 +203,10 @@ static int check_cuts(const unsigned char *text, size_t len, ref_rng_t *rng,
     if (a != b)
       return failf(why, whylen, "wc_next_cut(len %zu, pos %zu) = %zu, expected %zu",
                    len, pos, a, b);
+    /* pos == len is left to test_prev_cut_at_end in test_core.c, so that
+     * one known disagreement does not hide every other check. */
+    if (pos == len)
+      continue;
     a = wc_prev_cut(text, len, pos);
     b = ref_prev_cut(text, len, pos);
     if (a != b)

@@ -90,6 +90,26 @@ static uint64_t count_words(const unsigned char *line, size_t m,
   return c;
 }
 
+/* 1 when s[0..k) is a UTF-8 lead byte followed by fewer continuation bytes
+ * than it announces, and nothing else. */
+static int incomplete_tail(const unsigned char *s, size_t k) {
+  size_t need;
+  if (s[0] >= 0xC2 && s[0] <= 0xDF)
+    need = 2;
+  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+    need = 3;
+  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+    need = 4;
+  else
+    return 0;
+  if (k >= need)
+    return 0;
+  for (size_t i = 1; i < k; i++)
+    if ((s[i] & 0xC0) != 0x80)
+      return 0;
+  return 1;
+}
+
 /*
  * Whole-word mode on one line. starts[] lists the byte offset of every
  * token of the line plus m at the end; toks[] the (unfolded) tokens.
@@ -124,6 +144,16 @@ static uint64_t count_boundary(const unsigned char *line, size_t m,
       size_t j = 0, u = t;
       while (j < nlen && u < nt) {
         int32_t tn;
+        if (incomplete_tail(nd + j, nlen - j)) {
+          /* grep -i compares a truncated sequence at the end of the
+           * needle with the bytes of the text, like without -i. */
+          size_t k = nlen - j;
+          if (m - starts[u] >= k && memcmp(line + starts[u], nd + j, k) == 0) {
+            found = 1;
+            end = starts[u] + k;
+          }
+          break;
+        }
         j += token_at(nd, nlen, j, &tn);
         if (fold_token(tn) != fold_token(toks[u]))
           break;

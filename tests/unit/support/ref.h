@@ -14,13 +14,16 @@
  * checked against CaseFolding.txt by test_unicode), an invalid byte only
  * equals the same byte.
  *
- * WC_BOUNDARY_WORD follows GNU grep -F -w -o in a UTF-8 locale, measured on
- * grep 3.8: a match starts at a character (token) start; without
- * WC_IGNORE_CASE it may end inside a character (the needle "\xc3" matches
- * the first byte of "\xc3\xa9"), and the character after it is decoded at
- * the byte after the match (a lone continuation byte is not a word
- * character); with WC_IGNORE_CASE whole tokens are compared. After a match
- * the scan resumes at the first character start at or after its end.
+ * WC_BOUNDARY_WORD follows GNU grep -F -w -o in a UTF-8 locale, as measured
+ * on grep 3.8 (LC_ALL=C.UTF-8, -a) for needles that are not valid UTF-8:
+ * a match starts at a character (token) start only (the needle "\xa9"
+ * never matches inside "\xc3\xa9"), but it may end inside a character (the
+ * needle "\xc3" matches the first byte of "\xc3\xa9", with and without -i);
+ * the character after a match is decoded at the byte after it (a lone
+ * continuation byte is not a word character). With WC_IGNORE_CASE whole
+ * tokens are compared, except that a truncated sequence at the end of the
+ * needle is compared with the text's bytes. After a match the scan resumes
+ * at the first character start at or after its end.
  */
 #ifndef WC_TEST_REF_H
 #define WC_TEST_REF_H

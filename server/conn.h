@@ -1,0 +1,92 @@
+/*
+ * conn.h - one client connection: its socket, timer, input and output
+ * buffers, the HTTP parser state and the request in progress.
+ * See the LIFETIME comment at the top of conn.c. Loop thread only.
+ */
+#ifndef WC_CONN_H
+#define WC_CONN_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "http.h"
+#include "server.h"
+#include "util.h"
+
+/* Why the connection is not reading and parsing; it reads when none is set. */
+enum {
+  WC_PAUSE_REQUEST = 1u << 0, /* a request is being counted/answered */
+  WC_PAUSE_JOBS = 1u << 1,    /* this request has enough blocks in flight */
+  WC_PAUSE_BUDGET = 1u << 2,  /* the global budget is spent */
+  WC_PAUSE_OUTPUT = 1u << 3,  /* too much unsent output */
+};
+
+/* What the one timer of a connection is measuring. */
+typedef enum {
+  WC_TIMER_NONE,    /* working on a request: no client deadline */
+  WC_TIMER_IDLE,    /* keep-alive: no byte of the next request yet */
+  WC_TIMER_HEADERS, /* from the first byte to the end of the headers */
+  WC_TIMER_BODY,    /* since the last body bytes */
+  WC_TIMER_LINGER,  /* discarding input before closing */
+  WC_TIMER_CLOSE,   /* waiting for the last output before closing */
+} wc_timer_state_t;
+
+struct wc_conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;
+  uv_write_t wreq;
+  uv_shutdown_t shut;
+  wc_server_t *srv;
+  wc_link_t link;      /* in srv->conns */
+  wc_link_t wait_link; /* in srv->waiters while over budget */
+  unsigned refs;       /* open handles + jobs in flight */
+  unsigned pause;      /* WC_PAUSE_* */
+  wc_timer_state_t tstate;
+  unsigned closing : 1;    /* wc_conn_close was called: handles closing */
+  unsigned want_close : 1; /* close once the output is written */
+  unsigned linger : 1;     /* ... after a lingering close */
+  unsigned lingering : 1;  /* write side shut, discarding input */
+  unsigned reading : 1;
+  unsigned writing : 1;
+  unsigned eof : 1;
+  unsigned in_pump : 1;
+  char *pend; /* input not parsed yet (the parser was paused) */
+  size_t pend_len, pend_off;
+  char *wbuf; /* output being written */
+  size_t wbuf_len;
+  char *obuf; /* output collected for the next write */
+  size_t obuf_len, obuf_cap;
+  char peer[64];
+  wc_http_t http;
+};
+
+/* Accepts one connection from the listener. 0 or a negative errno. */
+int wc_conn_accept(wc_server_t *srv);
+
+/* Closes now (idempotent); memory is freed once no job refers to it. */
+void wc_conn_close(wc_conn_t *c);
+
+/* Closes once the output is written; with linger, shuts the write side and
+ * discards input for a bounded time first (after early errors). */
+void wc_conn_close_after_write(wc_conn_t *c, int linger);
+
+void wc_conn_ref(wc_conn_t *c);
+void wc_conn_unref(wc_conn_t *c);
+
+/* Queues output (written by wc_conn_flush, or at the end of the current
+ * event). 0 or -ENOMEM. */
+int wc_conn_send(wc_conn_t *c, const char *p, size_t len);
+void wc_conn_flush(wc_conn_t *c);
+
+void wc_conn_pause(wc_conn_t *c, unsigned why);
+void wc_conn_resume(wc_conn_t *c, unsigned why);
+
+void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st);
+
+/* 1 when the connection has no request in progress and nothing to write. */
+int wc_conn_is_idle(const wc_conn_t *c);
+
+/* The global budget has room again (server.c). */
+void wc_conn_budget_wake(wc_conn_t *c);
+
+#endif

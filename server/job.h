@@ -1,0 +1,66 @@
+/*
+ * job.h - counting work for POST /count, run in libuv's worker pool.
+ * See the DESIGN and LIFETIME comment at the top of job.c.
+ */
+#ifndef WC_JOB_H
+#define WC_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+#include "reqparse.h"
+#include "util.h"
+#include "wordcount.h"
+
+typedef struct wc_conn wc_conn_t;
+
+/* Raw bodies are cut into blocks of this size for the workers. */
+#define WC_BLOCK_SIZE (1024 * 1024)
+
+/* The counting state of one request; embedded in the connection. */
+typedef struct {
+  wc_countspec_t spec; /* needles and options; JSON/form text */
+  wc_needles_t *set;   /* immutable once built; shared with jobs */
+  int body_type;       /* WC_BODY_* */
+  uint64_t *counts;    /* sums, one per needle (loop thread) */
+  uint64_t bytes;      /* text bytes counted */
+  wc_error_t err;      /* first failure; kind WC_E_NONE when none */
+  /* raw bodies */
+  char *block; /* the block being filled */
+  size_t block_len, block_cap;
+  unsigned inflight, max_inflight;
+  int stream_mode; /* a block had no separator: count in order */
+  wc_stream_t *stream;
+  int body_done;  /* the whole body was received */
+  int final_sent; /* the last job is queued */
+  /* JSON and form bodies */
+  char *buf;
+  size_t buf_len, buf_cap;
+  uint64_t held; /* budget bytes this request holds */
+  wc_link_t jobs; /* its jobs queued or running */
+} wc_count_t;
+
+void wc_job_init(wc_count_t *ct);
+
+/* Frees the request's counting state. No job may still be in flight. */
+void wc_job_reset(wc_conn_t *c);
+
+/* Raw body: builds the needle set from ct->spec. 0 or -errno (err set). */
+int wc_job_begin_raw(wc_conn_t *c);
+
+/*
+ * Takes body bytes (at most WC_READ_BUF_SIZE at a time). Returns 0, 1 when
+ * the connection must stop feeding the parser until jobs finish (the bytes
+ * were taken), or -ENOMEM.
+ */
+int wc_job_data(wc_conn_t *c, const char *p, size_t len);
+
+/* The body is complete: queue what is left. 0 or -ENOMEM. When all jobs are
+ * done, wc_http_count_done() is called. */
+int wc_job_end(wc_conn_t *c);
+
+/* The connection is closing: cancel the jobs that have not started. */
+void wc_job_cancel_all(wc_conn_t *c);
+
+#endif

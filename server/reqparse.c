@@ -1,0 +1,485 @@
+/*
+ * reqparse.c - query, form and JSON parsing for POST /count.
+ *
+ * All functions are pure (they touch only their arguments) so that they can
+ * run in a worker and be unit-tested and fuzzed alone. Rules shared by the
+ * three sources: names are case-sensitive; an unknown name, a wrong type or a
+ * bad value is an error naming the culprit; "needle" repeats (and "needles"
+ * in JSON is an array), other names may appear once per source; needles are
+ * kept distinct in the order first given.
+ */
+#include "reqparse.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "wordcount.h"
+
+enum {
+  SEEN_TEXT = 1u << 0,
+  SEEN_IGNORE_CASE = 1u << 1,
+  SEEN_BOUNDARY = 1u << 2,
+  SEEN_MODE = 1u << 3,
+  SEEN_NEEDLE = 1u << 4,
+  SEEN_NEEDLES = 1u << 5,
+};
+
+void wc_reqparse_init(wc_countspec_t *s) { memset(s, 0, sizeof *s); }
+
+void wc_reqparse_free(wc_countspec_t *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->needles[i]);
+  free(s->needles);
+  free(s->lens);
+  free(s->text);
+  memset(s, 0, sizeof *s);
+}
+
+/* Shows at most 64 bytes of a client-given name in a message. */
+#define SHOWN(len) ((int)((len) > 64 ? 64 : (len)))
+
+static int add_needle(wc_countspec_t *s, const char *p, size_t len,
+                      const wc_reqlimits_t *lim, wc_error_t *e) {
+  char *copy;
+  if (len == 0) {
+    wc_errors_set(e, WC_E_BAD_NEEDLE, "a needle is empty");
+    return -EINVAL;
+  }
+  if (memchr(p, ' ', len) != NULL) {
+    wc_errors_set(e, WC_E_BAD_NEEDLE,
+                  "needle \"%.*s\" contains a space (needles are single "
+                  "words; in a query or form '+' means space, write %%2B)",
+                  SHOWN(len), p);
+    return -EINVAL;
+  }
+  if (memchr(p, '\n', len) != NULL) {
+    wc_errors_set(e, WC_E_BAD_NEEDLE, "a needle contains a newline");
+    return -EINVAL;
+  }
+  if (!wc_utf8_valid(p, len)) {
+    wc_errors_set(e, WC_E_BAD_NEEDLE, "a needle is not valid UTF-8");
+    return -EINVAL;
+  }
+  if (len > lim->max_needle_bytes) {
+    wc_errors_set(e, WC_E_NEEDLE_TOO_LONG,
+                  "a needle has %zu bytes; the limit is %zu", len,
+                  lim->max_needle_bytes);
+    return -EINVAL;
+  }
+  for (size_t i = 0; i < s->n; i++)
+    if (s->lens[i] == len && memcmp(s->needles[i], p, len) == 0)
+      return 0; /* given twice: counted once */
+  if (s->n >= lim->max_needles) {
+    wc_errors_set(e, WC_E_TOO_MANY_NEEDLES,
+                  "more than %zu distinct needles", lim->max_needles);
+    return -EINVAL;
+  }
+  if (s->n == s->cap) {
+    size_t ncap = s->cap ? s->cap * 2 : 4;
+    char **nn = realloc(s->needles, ncap * sizeof *nn);
+    if (nn == NULL)
+      goto nomem;
+    s->needles = nn;
+    size_t *nl = realloc(s->lens, ncap * sizeof *nl);
+    if (nl == NULL)
+      goto nomem;
+    s->lens = nl;
+    s->cap = ncap;
+  }
+  copy = malloc(len + 1);
+  if (copy == NULL)
+    goto nomem;
+  memcpy(copy, p, len);
+  copy[len] = '\0';
+  s->needles[s->n] = copy;
+  s->lens[s->n] = len;
+  s->n++;
+  return 0;
+nomem:
+  wc_errors_set(e, WC_E_NO_MEMORY, NULL);
+  return -ENOMEM;
+}
+
+static int set_bool(wc_countspec_t *s, int on) {
+  if (on)
+    s->flags |= WC_IGNORE_CASE;
+  else
+    s->flags &= ~(unsigned)WC_IGNORE_CASE;
+  return 0;
+}
+
+static int set_boundary(wc_countspec_t *s, const char *v, size_t len,
+                        wc_error_t *e) {
+  if (len == 5 && memcmp(v, "space", 5) == 0)
+    s->flags &= ~(unsigned)WC_BOUNDARY_WORD;
+  else if (len == 4 && memcmp(v, "word", 4) == 0)
+    s->flags |= WC_BOUNDARY_WORD;
+  else {
+    wc_errors_set(e, WC_E_BAD_VALUE,
+                  "boundary must be \"space\" or \"word\", not \"%.*s\"",
+                  SHOWN(len), v);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static int set_mode(wc_countspec_t *s, const char *v, size_t len,
+                    wc_error_t *e) {
+  if (len == 4 && memcmp(v, "auto", 4) == 0)
+    s->mode = WC_MODE_AUTO;
+  else if (len == 10 && memcmp(v, "sequential", 10) == 0)
+    s->mode = WC_MODE_SEQUENTIAL;
+  else if (len == 8 && memcmp(v, "parallel", 8) == 0)
+    s->mode = WC_MODE_PARALLEL;
+  else {
+    wc_errors_set(e, WC_E_BAD_VALUE,
+                  "mode must be \"auto\", \"sequential\" or \"parallel\", not "
+                  "\"%.*s\"",
+                  SHOWN(len), v);
+    return -EINVAL;
+  }
+  return 0;
+}
+
+static int hexval(int c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Decodes %XX and '+' of src[0..len) into dst (room for len bytes). */
+static int urldecode(const char *src, size_t len, char *dst, size_t *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (src[i] == '+') {
+      dst[o++] = ' ';
+    } else if (src[i] == '%') {
+      int hi, lo;
+      if (i + 2 >= len)
+        return -EINVAL;
+      hi = hexval((unsigned char)src[i + 1]);
+      lo = hexval((unsigned char)src[i + 2]);
+      if (hi < 0 || lo < 0)
+        return -EINVAL;
+      dst[o++] = (char)(hi << 4 | lo);
+      i += 2;
+    } else {
+      dst[o++] = src[i];
+    }
+  }
+  *out = o;
+  return 0;
+}
+
+static int parse_flag(const char *v, size_t len, int *on) {
+  static const char *const yes[] = {"", "1", "true", "yes", "on"};
+  static const char *const no[] = {"0", "false", "no", "off"};
+  for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+    if (strlen(yes[i]) == len && memcmp(yes[i], v, len) == 0)
+      return *on = 1, 0;
+  for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+    if (strlen(no[i]) == len && memcmp(no[i], v, len) == 0)
+      return *on = 0, 0;
+  return -EINVAL;
+}
+
+/*
+ * The shared urlencoded walker: the query (allow_text == 0) and form bodies
+ * (allow_text == 1). Decodes each name and value into one scratch buffer as
+ * large as the input, so memory is bounded by the input.
+ */
+static int parse_urlencoded(wc_countspec_t *s, const char *in, size_t len,
+                            int allow_text, const wc_reqlimits_t *lim,
+                            wc_error_t *e) {
+  const char *what = allow_text ? "form field" : "query parameter";
+  wc_err_t syntax = allow_text ? WC_E_BAD_FORM : WC_E_BAD_VALUE;
+  unsigned seen = 0;
+  char *scratch = NULL;
+  int rc = 0;
+  size_t i = 0;
+  if (len == 0)
+    return 0;
+  scratch = malloc(len + 1);
+  if (scratch == NULL) {
+    wc_errors_set(e, WC_E_NO_MEMORY, NULL);
+    return -ENOMEM;
+  }
+  while (i <= len) {
+    int dup = 0;
+    const char *amp = memchr(in + i, '&', len - i);
+    size_t end = amp != NULL ? (size_t)(amp - in) : len;
+    const char *eq = memchr(in + i, '=', end - i);
+    size_t nend = eq != NULL ? (size_t)(eq - in) : end;
+    size_t vstart = eq != NULL ? nend + 1 : end;
+    size_t nlen, vlen;
+    char *name = scratch, *val;
+    if (end == i) { /* empty pair, e.g. "a=1&&b=2" or a trailing '&' */
+      i = end + 1;
+      continue;
+    }
+    if (urldecode(in + i, nend - i, name, &nlen) < 0 ||
+        urldecode(in + vstart, end - vstart, name + nlen, &vlen) < 0) {
+      wc_errors_set(e, syntax, "bad %%-escape in a %s", what);
+      rc = -EINVAL;
+      goto out;
+    }
+    val = name + nlen;
+    if (nlen == 6 && memcmp(name, "needle", 6) == 0) {
+      rc = add_needle(s, val, vlen, lim, e);
+    } else if (allow_text && nlen == 7 && memcmp(name, "needles", 7) == 0) {
+      rc = add_needle(s, val, vlen, lim, e);
+    } else if (nlen == 11 && memcmp(name, "ignore_case", 11) == 0) {
+      int on;
+      if (seen & SEEN_IGNORE_CASE)
+        { dup = 1; goto dupl; }
+      seen |= SEEN_IGNORE_CASE;
+      if (parse_flag(val, vlen, &on) < 0) {
+        wc_errors_set(e, WC_E_BAD_VALUE,
+                      "ignore_case must be true or false, not \"%.*s\"",
+                      SHOWN(vlen), val);
+        rc = -EINVAL;
+      } else {
+        rc = set_bool(s, on);
+      }
+    } else if (nlen == 8 && memcmp(name, "boundary", 8) == 0) {
+      if (seen & SEEN_BOUNDARY)
+        { dup = 1; goto dupl; }
+      seen |= SEEN_BOUNDARY;
+      rc = set_boundary(s, val, vlen, e);
+    } else if (nlen == 4 && memcmp(name, "mode", 4) == 0) {
+      if (seen & SEEN_MODE)
+        { dup = 1; goto dupl; }
+      seen |= SEEN_MODE;
+      rc = set_mode(s, val, vlen, e);
+    } else if (allow_text && nlen == 4 && memcmp(name, "text", 4) == 0) {
+      if (seen & SEEN_TEXT)
+        { dup = 1; goto dupl; }
+      seen |= SEEN_TEXT;
+      s->text = malloc(vlen + 1);
+      if (s->text == NULL) {
+        wc_errors_set(e, WC_E_NO_MEMORY, NULL);
+        rc = -ENOMEM;
+        goto out;
+      }
+      memcpy(s->text, val, vlen);
+      s->text[vlen] = '\0';
+      s->text_len = vlen;
+      s->has_text = 1;
+    } else {
+      wc_errors_set(e, WC_E_UNKNOWN_PARAM,
+                    "unknown %s \"%.*s\"; allowed: %sneedle, ignore_case, "
+                    "boundary, mode",
+                    what, SHOWN(nlen), name, allow_text ? "text, " : "");
+      rc = -EINVAL;
+    }
+  dupl:
+    if (dup) {
+      wc_errors_set(e, WC_E_DUPLICATE, "%s \"%.*s\" is given twice", what,
+                    SHOWN(nlen), name);
+      rc = -EINVAL;
+    }
+    if (rc < 0)
+      goto out;
+    i = end + 1;
+  }
+out:
+  free(scratch);
+  return rc;
+int wc_reqparse_query(wc_countspec_t *s, const char *q, size_t len,
+                      const wc_reqlimits_t *lim, wc_error_t *e) {
+  return parse_urlencoded(s, q, len, 0, lim, e);
+}
+
+int wc_reqparse_form(wc_countspec_t *s, const char *body, size_t len,
+                     const wc_reqlimits_t *lim, wc_error_t *e) {
+  return parse_urlencoded(s, body, len, 1, lim, e);
+}
+
+/*
+ * cJSON decodes "\u0000" into a NUL and then treats the string as ending
+ * there, silently truncating it. JSON also forbids raw control bytes in
+ * strings, but cJSON accepts them. Find both before parsing. A backslash is
+ * only valid inside a string, so every escape found here is inside one.
+ */
+static int has_nul(const char *p, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    if (p[i] == '\0')
+      return 1;
+    if (p[i] == '\\') {
+      if (i + 5 < len && p[i + 1] == 'u' && p[i + 2] == '0' &&
+          p[i + 3] == '0' && p[i + 4] == '0' && p[i + 5] == '0')
+        return 1;
+      i++; /* skip the escaped character (maybe another backslash) */
+    }
+  }
+  return 0;
+}
+
+static const char *json_type(const cJSON *v) {
+  if (cJSON_IsString(v))
+    return "a string";
+  if (cJSON_IsNumber(v))
+    return "a number";
+  if (cJSON_IsBool(v))
+    return "a boolean";
+  if (cJSON_IsNull(v))
+    return "null";
+  if (cJSON_IsArray(v))
+    return "an array";
+  return "an object";
+}
+
+int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
+                     const wc_reqlimits_t *lim, wc_error_t *e) {
+  cJSON *root = NULL, *it;
+  const char *end = NULL;
+  unsigned seen = 0;
+  int rc = -EINVAL;
+  if (has_nul(body, len)) {
+    wc_errors_set(e, WC_E_BAD_JSON,
+                  "the JSON body contains a NUL character (\\u0000 or a raw "
+                  "control byte), which is not supported");
+    return -EINVAL;
+  }
+  root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if (root == NULL) {
+    size_t at = end != NULL && end >= body && end <= body + len
+                    ? (size_t)(end - body)
+                    : 0;
+    wc_errors_set(e, WC_E_BAD_JSON, "the body is not valid JSON (near byte %zu)",
+                  at);
+    return -EINVAL;
+  }
+  while (end < body + len &&
+         (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+    end++;
+  if (end != body + len) {
+    wc_errors_set(e, WC_E_BAD_JSON,
+                  "the body has data after the JSON value (at byte %zu)",
+                  (size_t)(end - body));
+    goto out;
+  }
+  if (!cJSON_IsObject(root)) {
+    wc_errors_set(e, WC_E_BAD_JSON, "the JSON body must be an object, like "
+                                    "{\"text\": \"...\", \"needle\": \"is\"}");
+    goto out;
+  }
+  cJSON_ArrayForEach(it, root) {
+    const char *k = it->string;
+    unsigned bit;
+    if (strcmp(k, "text") == 0)
+      bit = SEEN_TEXT;
+    else if (strcmp(k, "needle") == 0)
+      bit = SEEN_NEEDLE;
+    else if (strcmp(k, "needles") == 0)
+      bit = SEEN_NEEDLES;
+    else if (strcmp(k, "ignore_case") == 0)
+      bit = SEEN_IGNORE_CASE;
+    else if (strcmp(k, "boundary") == 0)
+      bit = SEEN_BOUNDARY;
+    else if (strcmp(k, "mode") == 0)
+      bit = SEEN_MODE;
+    else {
+      wc_errors_set(e, WC_E_UNKNOWN_PARAM,
+                    "unknown key \"%.*s\"; allowed: text, needle, needles, "
+                    "ignore_case, boundary, mode",
+                    SHOWN(strlen(k)), k);
+      goto out;
+    }
+    if (seen & bit) {
+      wc_errors_set(e, WC_E_DUPLICATE, "key \"%s\" is given twice", k);
+      goto out;
+    }
+    seen |= bit;
+    if (bit == SEEN_IGNORE_CASE) {
+      if (!cJSON_IsBool(it))
+        goto wrong_type;
+      set_bool(s, cJSON_IsTrue(it));
+      continue;
+    }
+    if (bit == SEEN_NEEDLES) {
+      const cJSON *n;
+      if (!cJSON_IsArray(it))
+        goto wrong_type;
+      if (it->child == NULL) {
+        wc_errors_set(e, WC_E_MISSING_NEEDLE, "\"needles\" is empty");
+        goto out;
+      }
+      cJSON_ArrayForEach(n, it) {
+        if (!cJSON_IsString(n)) {
+          wc_errors_set(e, WC_E_BAD_VALUE,
+                        "\"needles\" must hold strings, not %s", json_type(n));
+          goto out;
+        }
+        rc = add_needle(s, n->valuestring, strlen(n->valuestring), lim, e);
+        if (rc < 0)
+          goto out;
+      }
+      rc = -EINVAL;
+      continue;
+    }
+    if (!cJSON_IsString(it))
+      goto wrong_type;
+    if (bit == SEEN_TEXT) {
+      /* Take the decoded string from cJSON instead of copying it. */
+      free(s->text);
+      s->text = it->valuestring;
+      s->text_len = strlen(s->text);
+      s->has_text = 1;
+      it->valuestring = NULL;
+    } else if (bit == SEEN_NEEDLE) {
+      rc = add_needle(s, it->valuestring, strlen(it->valuestring), lim, e);
+      if (rc < 0)
+        goto out;
+      rc = -EINVAL;
+    } else if (bit == SEEN_BOUNDARY) {
+      if (set_boundary(s, it->valuestring, strlen(it->valuestring), e) < 0)
+        goto out;
+    } else if (set_mode(s, it->valuestring, strlen(it->valuestring), e) < 0) {
+      goto out;
+    }
+    continue;
+  wrong_type:
+    wc_errors_set(e, WC_E_BAD_VALUE, "\"%s\" must be %s, not %s", k,
+                  bit == SEEN_IGNORE_CASE ? "a boolean"
+                  : bit == SEEN_NEEDLES   ? "an array of strings"
+                                          : "a string",
+                  json_type(it));
+    goto out;
+  }
+  rc = 0;
+out:
+  cJSON_Delete(root);
+  return rc;
+}
+
+int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e) {
+  if (s->n == 0) {
+    wc_errors_set(e, WC_E_MISSING_NEEDLE, NULL);
+    return -EINVAL;
+  }
+  if (body_type != WC_BODY_RAW && !s->has_text) {
+    wc_errors_set(e, WC_E_MISSING_TEXT, "the %s body has no \"text\" field",
+                  body_type == WC_BODY_JSON ? "JSON" : "form");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+int wc_reqparse_body_type(const char *ct, size_t len) {
+  size_t n = 0;
+  while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
+    n++;
+  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+    return WC_BODY_JSON;
+  if (n == 33 && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
+    return WC_BODY_FORM;
+  return WC_BODY_RAW;
+}

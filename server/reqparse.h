@@ -1,0 +1,53 @@
+/*
+ * reqparse.h - pure parsers for a count request: the query string, an
+ * application/x-www-form-urlencoded body and a JSON body, and the needle
+ * rules. No I/O, no libuv: safe on any thread (JSON and form bodies are
+ * parsed in the worker pool; the query on the loop thread).
+ */
+#ifndef WC_REQPARSE_H
+#define WC_REQPARSE_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+enum { WC_MODE_AUTO = 0, WC_MODE_SEQUENTIAL, WC_MODE_PARALLEL };
+enum { WC_BODY_RAW = 0, WC_BODY_JSON, WC_BODY_FORM };
+
+typedef struct {
+  size_t max_needles;
+  size_t max_needle_bytes;
+} wc_reqlimits_t;
+
+/* What to count and how. Owns its needles and text. */
+typedef struct {
+  char **needles; /* distinct needles in the order first given */
+  size_t *lens;
+  size_t n, cap;
+  unsigned flags; /* WC_IGNORE_CASE | WC_BOUNDARY_WORD */
+  int mode;       /* WC_MODE_* */
+  char *text;     /* JSON/form text (NUL-terminated), NULL for raw bodies */
+  size_t text_len;
+  int has_text;
+} wc_countspec_t;
+
+void wc_reqparse_init(wc_countspec_t *s);
+void wc_reqparse_free(wc_countspec_t *s);
+
+/* Each returns 0, or a negative errno with e filled (-EINVAL: the request
+ * is wrong, e says why; -ENOMEM: out of memory). */
+int wc_reqparse_query(wc_countspec_t *s, const char *q, size_t len,
+                      const wc_reqlimits_t *lim, wc_error_t *e);
+int wc_reqparse_form(wc_countspec_t *s, const char *body, size_t len,
+                     const wc_reqlimits_t *lim, wc_error_t *e);
+int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
+                     const wc_reqlimits_t *lim, wc_error_t *e);
+
+/* Checks that the request is complete (a needle; text for JSON/form). */
+int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e);
+
+/* Classifies a Content-Type value (media type, parameters ignored). */
+int wc_reqparse_body_type(const char *ct, size_t len);
+
+
+#endif

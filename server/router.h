@@ -1,0 +1,32 @@
+/*
+ * router.h - endpoints and their methods. Pure.
+ */
+#ifndef WC_ROUTER_H
+#define WC_ROUTER_H
+
+#include <stddef.h>
+
+#include "errors.h"
+
+typedef enum {
+  WC_ACT_COUNT,   /* POST /count */
+  WC_ACT_HEALTH,  /* GET|HEAD /healthz */
+  WC_ACT_READY,   /* GET|HEAD /readyz */
+  WC_ACT_OPTIONS, /* OPTIONS on a known path, or OPTIONS * */
+  WC_ACT_ERROR,   /* 404 or 405 (err) */
+} wc_action_t;
+
+typedef struct {
+  wc_action_t action;
+  wc_err_t err;      /* for WC_ACT_ERROR */
+  const char *allow; /* the Allow header value of the path, or NULL */
+} wc_route_t;
+
+/* Matches the request target (path and query) and an llhttp method. */
+void wc_router_match(const char *target, size_t len, int method,
+                     wc_route_t *out);
+
+/* The status and JSON body of the simple endpoints. */
+int wc_router_simple(const wc_route_t *r, int draining, const char **body);
+
+#endif

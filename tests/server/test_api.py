@@ -1,0 +1,501 @@
+"""API of POST /count, /healthz, /readyz, OPTIONS, 404/405, and the 400s
+"naming the culprit" (issue 3, "API"). Differential check of counts against
+the reference counter on random texts in random chunkings."""
+
+import http.client
+import json
+import os
+import random
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wctest as w  # noqa: E402
+from wctest import (CORPUS, ZEN, Conn, build_request, check_counts, check_error,  # noqa: E402
+                    check_response, count_target, post_form, post_json, post_raw,
+                    ref_count, request)
+
+SHARED = w.Shared()
+SEED = int(os.environ.get("WC_SEED", random.randrange(1 << 30)))
+
+
+def port():
+    return SHARED.port
+
+
+# ---------------------------------------------------------------- endpoints
+
+def test_healthz_get_head():
+    r = request(port(), "GET", "/healthz")
+    assert r.status == 200, r
+    assert r.json() == {"status": "ok"}, r
+    h = request(port(), "HEAD", "/healthz")
+    assert h.status == 200, h
+    assert h.header("Content-Length") == str(len(r.body)), \
+        "HEAD Content-Length %r, GET body is %d bytes" % (h.header("Content-Length"), len(r.body))
+    # HEAD sends no body: the next response on the same connection parses
+    with Conn(port()) as c:
+        c.send(build_request("HEAD", "/healthz") + build_request("GET", "/healthz"))
+        h2 = c.read_response(head=True)
+        check_response(h2, head=True)
+        assert h2.status == 200
+        g = c.read_response()
+        check_response(g)
+        assert g.status == 200 and g.json() == {"status": "ok"}, g
+
+
+def test_readyz():
+    r = request(port(), "GET", "/readyz")
+    assert r.status == 200, r
+    h = request(port(), "HEAD", "/readyz")
+    assert h.status == 200, h
+
+
+def test_options_count():
+    r = request(port(), "OPTIONS", "/count")
+    assert r.status == 204, r
+    assert r.has_token("Allow", "POST"), "OPTIONS /count Allow: %r" % r.all("Allow")
+
+
+def test_405_with_allow():
+    for method, path, must in [("GET", "/count", ["POST"]), ("PUT", "/count", ["POST"]),
+                               ("DELETE", "/count", ["POST"]),
+                               ("POST", "/healthz", ["GET", "HEAD"]),
+                               ("DELETE", "/healthz", ["GET", "HEAD"]),
+                               ("POST", "/readyz", ["GET", "HEAD"])]:
+        body = b"x" if method in ("POST", "PUT") else None
+        r = request(port(), method, path, body)
+        check_error(r, 405)
+        for m in must:
+            assert r.has_token("Allow", m), "%s %s: Allow %r lacks %s" % (method, path, r.all("Allow"), m)
+
+
+def test_404():
+    for method, path in [("GET", "/"), ("GET", "/nope"), ("POST", "/count/x?needle=is"),
+                         ("POST", "/counts?needle=is"), ("GET", "/healthzz")]:
+        body = b"is" if method == "POST" else None
+        r = request(port(), method, path, body)
+        check_error(r, 404)
+
+
+# ---------------------------------------------------------------- raw body
+
+def test_raw_corpus_count():
+    r = post_raw(port(), CORPUS, ["is"])
+    j = check_counts(r, {"is": 10000}, 858000)
+    assert j == {"count": 10000, "counts": {"is": 10000}, "bytes": 858000}, j
+
+
+def test_raw_modes_give_same_counts():
+    for mode in ["auto", "sequential", "parallel"]:
+        r = post_raw(port(), CORPUS, ["is", "better", "Is"], mode=mode)
+        check_counts(r, {"is": 10000, "better": 8000, "Is": 0}, 858000, "mode=" + mode)
+        r = post_raw(port(), CORPUS, ["is"], mode=mode, ignore_case="true")
+        check_counts(r, {"is": 10000}, 858000, "ignore_case mode=" + mode)
+        exp = ref_count(CORPUS, ["is", "idea"], boundary="word")
+        r = post_raw(port(), CORPUS, ["is", "idea"], mode=mode, boundary="word")
+        check_counts(r, exp, 858000, "boundary=word mode=" + mode)
+        r = post_raw(port(), CORPUS, ["is"], mode=mode, boundary="space", ignore_case="false")
+        check_counts(r, {"is": 10000}, 858000, "explicit defaults mode=" + mode)
+
+
+def test_raw_semantics_fixed_cases():
+    cases = [
+        (b"Is is is,\r\nis\r", ["is"], {}, {"is": 1}),
+        (b"is  is\tis is\n", ["is"], {}, {"is": 2}),
+        (b"a \r b\r", ["\r"], {}, {"\r": 1}),           # a lone \r is an ordinary byte
+        (b"x \r\nis\r\n", ["\r", "is"], {}, {"\r": 0, "is": 1}),
+        (b"is\x00 is \xff is", ["is"], {}, {"is": 2}),  # any bytes in a raw body
+        ("IS iS \u017f Is".encode(), ["is"], {"ignore_case": "true"}, {"is": 3}),
+        ("\u212a K k".encode(), ["k"], {"ignore_case": "true"}, {"k": 3}),
+        ("\u03a3 \u03c3 \u03c2".encode(), ["\u03c3"], {"ignore_case": "true"}, {"\u03c3": 3}),
+        ("i\u017f".encode(), ["is"], {"ignore_case": "true"}, {"is": 1}),
+        ("stra\u00dfe STRASSE".encode(), ["strasse"], {"ignore_case": "true"}, {"strasse": 1}),
+        (b"this is is,is_is is-is (is)", ["is"], {"boundary": "word"}, {"is": 5}),
+        (b"is-is-is", ["is-is"], {"boundary": "word"}, {"is-is": 1}),
+        ("\u00e9is is\u00e9 is2 2is _is".encode(), ["is"], {"boundary": "word"}, {"is": 0}),
+        (b"IS,Is;is", ["is"], {"boundary": "word", "ignore_case": "true"}, {"is": 3}),
+        (b"is\r\nis\r", ["is\r"], {"boundary": "word"}, {"is\r": 1}),
+    ]
+    for text, needles, opts, exp in cases:
+        exp_ref = ref_count(text, needles, ignore_case=opts.get("ignore_case") == "true",
+                            boundary=opts.get("boundary", "space"))
+        assert exp_ref == exp, "reference disagrees with the fixed case %r: %r" % (text, exp_ref)
+        for mode in ["sequential", "parallel"]:
+            r = post_raw(port(), text, needles, mode=mode, **opts)
+            check_counts(r, exp, len(text), "%r %r %r %s" % (text, needles, opts, mode))
+
+
+def test_raw_any_content_type_and_query_wins():
+    body = b'is {"text": "is is", "needle": "x"} is'
+    for ct in [None, "text/plain", "application/json", "application/x-www-form-urlencoded",
+               "application/octet-stream"]:
+        hs = [("Content-Type", ct)] if ct else []
+        r = post_raw(port(), body, ["is"], headers=hs)
+        check_counts(r, {"is": 2}, len(body), "Content-Type %r with a query needle" % ct)
+    form = b"text=is+is+is&needle=x"
+    r = post_raw(port(), form, ["is"], headers=[("Content-Type", "application/x-www-form-urlencoded")])
+    check_counts(r, {"is": 0}, len(form), "form body with a query needle is raw text")
+
+
+def test_raw_empty_body():
+    r = post_raw(port(), b"", ["is"])
+    check_counts(r, {"is": 0}, 0)
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), b"", chunked=[1]))
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 0}, 0, "empty chunked body")
+
+
+def test_repeated_and_duplicate_needles():
+    text = b"is a is b a is"
+    r = post_raw(port(), text, ["is", "a", "is", "b", "a"])
+    check_counts(r, {"is": 3, "a": 2, "b": 1}, len(text))
+    r = post_raw(port(), text, ["is", "is", "is"])
+    j = check_counts(r, {"is": 3}, len(text), "one distinct needle given 3 times")
+    assert j["count"] == 3
+    r = post_raw(port(), text, ["\u00e9", "is"])
+    check_counts(r, {"\u00e9": 0, "is": 3}, len(text))
+    # percent-encoded UTF-8 needle in the query
+    r = request(port(), "POST", "/count?needle=%C3%A9&needle=is", "\u00e9 is \u00e9".encode())
+    check_counts(r, {"\u00e9": 2, "is": 1}, len("\u00e9 is \u00e9".encode()))
+
+
+# ---------------------------------------------------------------- JSON, form
+
+def test_json_bodies():
+    r = post_json(port(), {"text": ZEN.decode(), "needle": "is"})
+    check_counts(r, {"is": 10}, 858)
+    r = post_json(port(), {"text": "is a is", "needles": ["is", "a", "is"]})
+    check_counts(r, {"is": 2, "a": 1}, 7)
+    r = post_json(port(), {"text": "is a is", "needles": ["is"]})
+    check_counts(r, {"is": 2}, 7)
+    r = post_json(port(), {"text": "IS is", "needle": "is", "ignore_case": True, "boundary": "word",
+                           "mode": "parallel"})
+    check_counts(r, {"is": 2}, 5)
+    r = post_json(port(), {"text": "IS is", "needle": "is", "ignore_case": False, "boundary": "space",
+                           "mode": "sequential"})
+    check_counts(r, {"is": 1}, 5)
+    r = post_json(port(), {"text": "", "needle": "is"})
+    check_counts(r, {"is": 0}, 0)
+    # bytes is the decoded length: escapes, surrogate pairs, \r\n
+    raw = b'{"text": "a\\u00e9 is \\ud83d\\ude00 is\\r\\nis\\t", "needle": "is"}'
+    text = "a\u00e9 is \U0001F600 is\r\nis\t".encode()
+    r = post_json(port(), None, raw=raw)
+    check_counts(r, ref_count(text, ["is"]), len(text), "JSON escapes")
+    # key order and whitespace do not matter, trailing whitespace is fine
+    r = post_json(port(), None, raw=b' \n{ "needle" : "is" ,\n "text" : "is is" }\n ')
+    check_counts(r, {"is": 2}, 5)
+    # charset parameter on the media type
+    r = post_json(port(), None, raw=b'{"text":"is","needle":"is"}',
+                  headers=[("X-Dummy", "1")])
+    check_counts(r, {"is": 1}, 2)
+    r = request(port(), "POST", "/count", b'{"text":"is","needle":"is"}',
+                [("Content-Type", "application/json; charset=utf-8")])
+    check_counts(r, {"is": 1}, 2, "application/json; charset=utf-8")
+
+
+def test_form_bodies():
+    r = post_form(port(), None, raw=b"text=This+is%20it%21+is&needle=is")
+    check_counts(r, {"is": 2}, len(b"This is it! is"))
+    r = post_form(port(), None, raw=b"needle=%C3%A9&text=%C3%A9+%C3%A9%2B+a%26b")
+    check_counts(r, {"\u00e9": 1}, len("\u00e9 \u00e9+ a&b".encode()))
+    r = post_form(port(), None, raw=b"text=is+a+is&needle=is&needle=a&needle=is")
+    check_counts(r, {"is": 2, "a": 1}, 6)
+    r = post_form(port(), None, raw=b"text=IS+is&needle=is&ignore_case=true&mode=sequential&boundary=word")
+    check_counts(r, {"is": 2}, 5)
+    r = post_form(port(), None, raw=b"text=a%0D%0Ais%0D%0A&needle=is")
+    check_counts(r, {"is": 1}, 7)
+    r = post_form(port(), None, raw=b"text=&needle=is")
+    check_counts(r, {"is": 0}, 0)
+
+
+# ---------------------------------------------------------------- errors
+
+def err(r, status=400, mentions=(), code=None):
+    check_response(r)
+    return check_error(r, status, code=code, mentions=mentions)
+
+
+def test_query_errors():
+    p = port()
+    body = b"is is"
+    err(request(p, "POST", "/count?needle=is&foo=1", body), mentions=["foo"])
+    err(request(p, "POST", "/count?needle=is&Needle=is", body), mentions=["Needle"])
+    err(request(p, "POST", "/count?needle=is&mode=fast", body), mentions=["mode"])
+    err(request(p, "POST", "/count?needle=is&boundary=line", body), mentions=["boundary"])
+    err(request(p, "POST", "/count?needle=is&ignore_case=maybe", body), mentions=["ignore_case"])
+    err(request(p, "POST", "/count", body, [("Content-Type", "text/plain")]), mentions=["needle"])
+    err(request(p, "POST", "/count", body), mentions=["needle"])
+    err(request(p, "POST", "/count?needle=", body))                # empty needle
+    err(request(p, "POST", "/count?needle=is&needle=", body))
+    err(request(p, "POST", "/count?needle=a%20b", body))            # space
+    err(request(p, "POST", "/count?needle=a%0Ab", body))            # \n
+    err(request(p, "POST", "/count?needle=%0A", body))
+    err(request(p, "POST", "/count?needle=%FF", body))              # invalid UTF-8
+    err(request(p, "POST", "/count?needle=%C3", body))
+    err(request(p, "POST", "/count?needle=%ED%A0%80", body))        # surrogate
+    err(request(p, "POST", "/count?needle=%C0%AF", body))           # overlong
+    err(request(p, "POST", "/count?needle=" + "a" * 257, body))     # default max_needle_bytes 256
+    r = request(p, "POST", "/count?needle=" + "a" * 256, body)
+    check_counts(r, {"a" * 256: 0}, len(body), "a 256-byte needle is allowed by default")
+    many = "&".join("needle=n%d" % i for i in range(65))            # default max_needles 64
+    err(request(p, "POST", "/count?" + many, body))
+    many = "&".join("needle=n%d" % i for i in range(64))
+    r = request(p, "POST", "/count?" + many, body)
+    assert r.status == 200 and len(r.json()["counts"]) == 64, r
+
+
+def test_json_errors():
+    p = port()
+    J = [("Content-Type", "application/json")]
+
+    def jr(raw, mentions=(), status=400):
+        if isinstance(raw, str):
+            raw = raw.encode()
+        return err(request(p, "POST", "/count", raw, J), status, mentions)
+
+    jr('{"text": "is", "needle": "is", "extra": 1}', ["extra"])
+    jr('{"Text": "is", "needle": "is"}', ["Text"])                  # case-sensitive keys
+    jr('{"text": "is", "Needle": "is"}', ["Needle"])
+    jr('{"text": "is"}', ["needle"])
+    jr('{"needle": "is"}', ["text"])
+    jr('{"text": "is", "needles": []}', ["needle"])
+    jr('{"text": 5, "needle": "is"}', ["text"])
+    jr('{"text": null, "needle": "is"}', ["text"])
+    jr('{"text": ["is"], "needle": "is"}', ["text"])
+    jr('{"text": "is", "needle": 5}', ["needle"])
+    jr('{"text": "is", "needle": ["is"]}', ["needle"])
+    jr('{"text": "is", "needles": "is"}', ["needles"])
+    jr('{"text": "is", "needles": [1]}', ["needles"])
+    jr('{"text": "is", "needle": "is", "ignore_case": "yes"}', ["ignore_case"])
+    jr('{"text": "is", "needle": "is", "ignore_case": 1}', ["ignore_case"])
+    jr('{"text": "is", "needle": "is", "mode": "fast"}', ["mode"])
+    jr('{"text": "is", "needle": "is", "mode": 1}', ["mode"])
+    jr('{"text": "is", "needle": "is", "boundary": "line"}', ["boundary"])
+    jr('{"text": "is", "needle": ""}')
+    jr('{"text": "is", "needle": "a b"}')
+    jr('{"text": "is", "needle": "a\\nb"}')
+    jr('{"text": "is", "needles": ["is", ""]}')
+    jr('{"text": "is", "needle": "\\udc80"}')                        # lone surrogate: not UTF-8
+    jr(b'{"text": "is", "needle": "\xff"}')                          # raw invalid UTF-8
+    jr('{"text": "is", "needle": "%s"}' % ("a" * 257))
+    jr(json.dumps({"text": "is", "needles": ["n%d" % i for i in range(65)]}))
+    # invalid JSON
+    jr('{"text": "is", "needle": }')
+    jr('{"text": "is", "needle": "is"')
+    jr('{"text": "is')
+    jr('')
+    jr('{"text": "is", "needle": "is"} x')                           # trailing garbage
+    jr('{"text": "is", "needle": "is"}{}')
+    jr('["is"]')
+    jr('"is"')
+    jr('null')
+    # duplicate keys
+    jr('{"text": "is", "text": "is is", "needle": "is"}', ["text"])
+    jr('{"text": "is", "needle": "is", "needle": "a"}', ["needle"])
+
+
+def test_json_nul_never_truncates():
+    p = port()
+    J = [("Content-Type", "application/json")]
+    # text: 400, or counted in full (2, 7 bytes); never the truncated "x" (0, 1 byte)
+    r = request(p, "POST", "/count", b'{"text": "x\\u0000 is is", "needle": "is"}', J)
+    check_response(r)
+    if r.status != 400:
+        check_counts(r, {"is": 2}, 7, "text with \\u0000")
+    else:
+        check_error(r, 400)
+    # needle: 400, or the needle "is\0" (0 matches); never the truncated "is" (2)
+    r = request(p, "POST", "/count", b'{"text": "is is", "needle": "is\\u0000"}', J)
+    check_response(r)
+    if r.status != 400:
+        check_counts(r, {"is\x00": 0}, 5, "needle with \\u0000")
+    r = request(p, "POST", "/count", b'{"text": "is is", "needles": ["a\\u0000", "a"]}', J)
+    check_response(r)
+    if r.status != 400:
+        check_counts(r, {"a\x00": 0, "a": 0}, 5, "needles with \\u0000")
+    # a key with \u0000 is an unknown key, never "text"
+    r = request(p, "POST", "/count", b'{"text\\u0000": "is", "needle": "is"}', J)
+    err(r)
+    r = request(p, "POST", "/count", b'{"text": "is", "needle\\u0000x": "is", "needle": "is"}', J)
+    err(r)
+    # a raw NUL byte inside the body (not escaped): invalid JSON
+    r = request(p, "POST", "/count", b'{"text": "is", "needle": "is"}\x00', J)
+    err(r)
+
+
+def test_form_errors():
+    p = port()
+    F = [("Content-Type", "application/x-www-form-urlencoded")]
+
+    def fr(raw, mentions=()):
+        return err(request(p, "POST", "/count", raw.encode(), F), 400, mentions)
+
+    fr("text=is", ["needle"])
+    fr("needle=is", ["text"])
+    fr("text=is&needle=is&foo=1", ["foo"])
+    fr("text=is&needle=is&mode=fast", ["mode"])
+    fr("text=is&needle=is&boundary=line", ["boundary"])
+    fr("text=is&needle=is&ignore_case=maybe", ["ignore_case"])
+    fr("text=is&needle=")
+    fr("text=is&needle=a+b")
+    fr("text=is&needle=a%0Ab")
+    fr("text=is&needle=%FF")
+
+
+def test_needle_limits_from_config():
+    with w.Server({"limits": {"max_needles": 4, "max_needle_bytes": 16}}) as s:
+        body = b"is a"
+        err(request(s.port, "POST", "/count?needle=" + "x" * 17, body))
+        r = request(s.port, "POST", "/count?needle=" + "x" * 16, body)
+        check_counts(r, {"x" * 16: 0}, 4)
+        # 16 bytes of UTF-8 (8 two-byte characters) is fine, 18 is not
+        r = request(s.port, "POST", "/count?needle=" + "%C3%A9" * 8, body)
+        check_counts(r, {"\u00e9" * 8: 0}, 4)
+        err(request(s.port, "POST", "/count?needle=" + "%C3%A9" * 9, body))
+        err(post_raw(s.port, body, ["a", "b", "c", "d", "e"]))
+        # duplicates do not count against max_needles (distinct ones do)
+        r = post_raw(s.port, body, ["a", "b", "c", "is", "a", "is", "b"])
+        check_counts(r, {"a": 1, "b": 0, "c": 0, "is": 1}, 4)
+        err(post_json(s.port, {"text": "is", "needles": ["a", "b", "c", "d", "e"]}))
+        err(post_json(s.port, {"text": "is", "needle": "y" * 17}))
+        err(post_form(s.port, None, raw=b"text=is&needle=a&needle=b&needle=c&needle=d&needle=e"))
+        r = post_json(s.port, {"text": "is", "needles": ["a", "b", "c", "is", "is"]})
+        check_counts(r, {"a": 0, "b": 0, "c": 0, "is": 1}, 2)
+
+
+# ---------------------------------------------------------------- differential
+
+def _send_and_check(c, rng, req, exp, nbytes, what):
+    c.send_pieces(req, rng, maxpiece=rng.choice([1, 7, 100, 5000, 70000]),
+                  sleep_every=rng.choice([0, 0, 50]))
+    r = c.read_response()
+    check_response(r, what=what)
+    check_counts(r, exp, nbytes, what)
+
+
+def test_differential_random_texts_and_chunkings():
+    rng = random.Random(SEED)
+    w.log("  seed %d (WC_SEED=%d to repeat)" % (SEED, SEED))
+    # a low parallel threshold makes the block cutting run on small texts
+    with w.Server({"parallel": {"min_bytes": 65536}}) as s:
+        c = s.conn()
+        for i in range(150):
+            if rng.random() < 0.1:
+                c.close()
+                c = s.conn()
+            ntok = rng.choice([0, 1, 3, 20, 200, 2000, 2000, 30000])
+            kind = rng.choice(["raw", "raw", "raw", "chunked", "chunked", "json", "form"])
+            needles = w.random_needles(rng)
+            opts = {"mode": rng.choice(["auto", "sequential", "parallel"])}
+            if kind in ("raw", "chunked") and rng.random() < 0.4:
+                text = w.random_bytes_text(rng, ntok)
+            else:
+                text = w.random_text(rng, ntok).encode()
+            valid = True
+            try:
+                text.decode()
+            except UnicodeDecodeError:
+                valid = False
+            ic = rng.random() < 0.3
+            bd = "word" if (valid and rng.random() < 0.3) else "space"
+            if ic:
+                opts["ignore_case"] = "true"
+            if bd == "word":
+                opts["boundary"] = "word"
+            exp = ref_count(text, needles, ignore_case=ic, boundary=bd)
+            what = "case %d (%s, %d bytes, needles %r, %r)" % (i, kind, len(text), needles, opts)
+            if kind == "raw":
+                req = build_request("POST", count_target(needles, **opts), text,
+                                    [("Content-Type", rng.choice(["text/plain", "application/json"]))])
+            elif kind == "chunked":
+                body = w.chunk_body(text, rng.choice([1, 3, 64, 1000, 70000]), rng)
+                req = build_request("POST", count_target(needles, **opts), body, content_length=False,
+                                    headers=[("Transfer-Encoding", "chunked")])
+            elif kind == "json":
+                obj = {"text": text.decode()}
+                if len(needles) == 1 and rng.random() < 0.5:
+                    obj["needle"] = needles[0]
+                else:
+                    obj["needles"] = needles
+                if ic:
+                    obj["ignore_case"] = True
+                if bd == "word":
+                    obj["boundary"] = "word"
+                obj["mode"] = opts["mode"]
+                items = list(obj.items())
+                rng.shuffle(items)
+                body = json.dumps(dict(items), ensure_ascii=rng.random() < 0.5).encode()
+                req = build_request("POST", "/count", body, [("Content-Type", "application/json")])
+            else:
+                fields = [("text", text.decode())] + [("needle", n) for n in needles] + list(opts.items())
+                rng.shuffle(fields)
+                body = urllib.parse.urlencode(fields).encode()
+                req = build_request("POST", "/count", body,
+                                    [("Content-Type", "application/x-www-form-urlencoded")])
+            _send_and_check(c, rng, req, exp, len(text), what)
+        c.close()
+
+
+# ---------------------------------------------------------------- big bodies
+
+def test_big_bodies_all_modes():
+    n = 24000
+    big = ZEN * n                          # 20,592,000 bytes
+    assert len(big) > 20 * 10**6
+    rng = random.Random(SEED + 1)
+    for mode in ["auto", "sequential", "parallel"]:
+        with Conn(port(), timeout=60 * w.SLOW) as c:
+            c.send(build_request("POST", count_target(["is", "idea.", "Zen"], mode=mode), big))
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, {"is": 10 * n, "idea.": 2 * n, "Zen": n}, len(big), "20 MB mode=" + mode)
+    for mode in ["sequential", "parallel"]:
+        with Conn(port(), timeout=60 * w.SLOW) as c:
+            c.send(build_request("POST", count_target(["is"], mode=mode, boundary="word",
+                                                      ignore_case="true"), big,
+                                 chunked=[rng.randint(1, 1 << 20) for _ in range(64)]))
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, {"is": ref_count(ZEN, ["is"], True, "word")["is"] * n}, len(big),
+                         "20 MB chunked mode=" + mode)
+    # JSON and form bodies over 1 MiB
+    text = (ZEN * 2000).decode()
+    r = post_json(port(), {"text": text, "needle": "is", "mode": "parallel"})
+    check_counts(r, {"is": 20000}, len(text))
+    r = post_form(port(), [("text", text), ("needle", "is")])
+    check_counts(r, {"is": 20000}, len(text))
+
+
+def test_http_client_keepalive():
+    conn = http.client.HTTPConnection(w.HOST, port(), timeout=15 * w.SLOW)
+    try:
+        for i in range(5):
+            body = ZEN * (i + 1)
+            conn.request("POST", "/count?needle=is", body=body,
+                         headers={"Content-Type": "text/plain"})
+            resp = conn.getresponse()
+            data = resp.read()
+            assert resp.status == 200, (resp.status, data)
+            assert resp.getheader("Content-Type", "").startswith("application/json")
+            assert json.loads(data) == {"count": 10 * (i + 1), "counts": {"is": 10 * (i + 1)},
+                                        "bytes": 858 * (i + 1)}, data
+        conn.request("GET", "/healthz")
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read()) == {"status": "ok"}
+        conn.request("POST", "/count", body=json.dumps({"text": "is", "needle": "is"}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status == 200 and json.loads(resp.read())["count"] == 1
+    finally:
+        conn.close()
+
+
+def test_zz_shutdown_clean():
+    SHARED.stop()
+
+
+if __name__ == "__main__":
+    w.run(globals(), deadline=170)

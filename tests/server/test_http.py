@@ -1,0 +1,520 @@
+"""HTTP/1.1 behaviour (issue 3, "HTTP behaviour users rely on"): keep-alive,
+HTTP/1.0, pipelining, byte-by-byte requests, chunked uploads, Expect:
+100-continue, strict parsing and the smuggling vectors, 413/431/505, and the
+lingering close after an early error. Raw sockets throughout."""
+
+import json
+import os
+import random
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wctest as w  # noqa: E402
+from wctest import (CORPUS, ZEN, Closed, Conn, build_request, check_counts, check_error,  # noqa: E402
+                    check_response, count_target, ref_count, request)
+
+SHARED = w.Shared()
+LIMITS = {"max_body_bytes": 65536, "max_json_body_bytes": 4096, "max_header_bytes": 4096}
+LIMITED = w.Shared({"limits": LIMITS})
+SEED = int(os.environ.get("WC_SEED", random.randrange(1 << 30)))
+
+
+def port():
+    return SHARED.port
+
+
+def expect_close(c, what, timeout=None):
+    """After a response that ends the connection: EOF (or reset) and no
+    further response bytes."""
+    how, data = c.wait_closed(timeout or 10 * w.SLOW)
+    assert data == b"", "%s: bytes after the final response: %r" % (what, data[:300])
+
+
+# ---------------------------------------------------------------- keep-alive
+
+def test_keepalive_many_requests():
+    with Conn(port()) as c:
+        for i in range(30):
+            k = i % 6
+            if k == 0:
+                c.send(build_request("POST", count_target(["is"]), ZEN * (i + 1)))
+                r = c.read_response()
+                check_counts(r, {"is": 10 * (i + 1)}, 858 * (i + 1))
+            elif k == 1:
+                c.send(build_request("GET", "/healthz"))
+                r = c.read_response()
+                assert r.status == 200
+            elif k == 2:
+                body = json.dumps({"text": "is " * i, "needle": "is"})
+                c.send(build_request("POST", "/count", body, [("Content-Type", "application/json")]))
+                r = c.read_response()
+                check_counts(r, {"is": i}, 3 * i)
+            elif k == 3:
+                c.send(build_request("GET", "/nope"))
+                r = c.read_response()
+                assert r.status == 404
+            elif k == 4:
+                c.send(build_request("OPTIONS", "/count"))
+                r = c.read_response()
+                assert r.status == 204
+            else:
+                c.send(build_request("GET", "/count"))
+                r = c.read_response()
+                assert r.status == 405
+            check_response(r, what="request %d" % i)
+            assert not r.has_token("Connection", "close"), "request %d: %r" % (i, r)
+
+
+def test_http10_closes_unless_keepalive():
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), ZEN, version="1.0", host=False))
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 10}, 858)
+        expect_close(c, "HTTP/1.0 without keep-alive")
+    with Conn(port()) as c:
+        c.send(build_request("GET", "/healthz", version="1.0"))
+        r = c.read_response()
+        check_response(r)
+        assert r.status == 200
+        expect_close(c, "HTTP/1.0 GET")
+    with Conn(port()) as c:
+        for i in range(3):
+            c.send(build_request("POST", count_target(["is"]), ZEN, version="1.0",
+                                 headers=[("Connection", "keep-alive")]))
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, {"is": 10}, 858, "HTTP/1.0 keep-alive request %d" % i)
+            assert not r.has_token("Connection", "close"), r
+        c.send(build_request("GET", "/healthz", version="1.0"))
+        r = c.read_response()
+        assert r.status == 200
+        expect_close(c, "HTTP/1.0 without keep-alive after keep-alive ones")
+
+
+def test_connection_close_request():
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), ZEN, [("Connection", "close")]))
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 10}, 858)
+        assert r.has_token("Connection", "close"), r
+        expect_close(c, "Connection: close")
+
+
+# ---------------------------------------------------------------- pipelining
+
+def _pipeline(p, reqs, timeout=None):
+    """Sends all requests in one go (from a thread, so that a server that
+    stops reading cannot deadlock us) and reads the responses."""
+    data = b"".join(r[0] for r in reqs)
+    with Conn(p, timeout=timeout) as c:
+        errs = []
+
+        def sender():
+            try:
+                c.sock.sendall(data)
+            except OSError as e:
+                errs.append(e)
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        out = []
+        for i, (_, head, check) in enumerate(reqs):
+            r = c.read_response(head=head)
+            check_response(r, head=head, what="pipelined response %d" % i)
+            check(r, i)
+            out.append(r)
+        t.join(10)
+        assert not errs, errs
+        return out
+
+
+def test_pipelining_in_order():
+    rng = random.Random(SEED)
+    reqs = []
+    for i in range(60):
+        k = i % 7
+        if k == 0:
+            reqs.append((build_request("GET", "/healthz"), False,
+                         lambda r, i: (r.status == 200 and r.json() == {"status": "ok"}) or fail(r, i)))
+        elif k == 1:
+            n = rng.choice([0, 1, 10, 1000, 30000])
+            body = ("w%d " % i).encode() * n + b"x" * rng.randint(0, 5)
+            reqs.append((build_request("POST", count_target(["w%d" % i], mode=rng.choice(
+                ["auto", "parallel", "sequential"])), body), False,
+                (lambda n, ln: lambda r, i: check_counts(r, {"w%d" % i: n}, ln, "pipelined %d" % i))(n, len(body))))
+        elif k == 2:
+            body = json.dumps({"text": ("v%d " % i) * i, "needle": "v%d" % i})
+            reqs.append((build_request("POST", "/count", body, [("Content-Type", "application/json")]), False,
+                         lambda r, i: check_counts(r, {"v%d" % i: i}, len(("v%d " % i) * i), "json %d" % i)))
+        elif k == 3:
+            reqs.append((build_request("GET", "/nope%d" % i), False,
+                         lambda r, i: check_error(r, 404)))
+        elif k == 4:
+            reqs.append((build_request("HEAD", "/healthz"), True,
+                         lambda r, i: r.status == 200 or fail(r, i)))
+        elif k == 5:
+            body = ("u%d " % i).encode() * 3
+            reqs.append((build_request("POST", count_target(["u%d" % i]), body, chunked=[1, 2, 5]), False,
+                         lambda r, i: check_counts(r, {"u%d" % i: 3}, len(("u%d " % i) * 3), "chunked %d" % i)))
+        else:
+            reqs.append((build_request("GET", "/count"), False, lambda r, i: check_error(r, 405)))
+    # an application error with a body at the very end (the server may close after it)
+    reqs.append((build_request("POST", "/count?needle=is&bogus=1", b"is is"), False,
+                 lambda r, i: check_error(r, 400, mentions=["bogus"])))
+    _pipeline(port(), reqs, timeout=60 * w.SLOW)
+
+
+def fail(r, i):
+    raise AssertionError("pipelined response %d unexpected: %r" % (i, r))
+
+
+def test_pipelining_big_and_small():
+    big = ZEN * 3000  # 2.5 MB, above the default parallel threshold
+    reqs = []
+    for i in range(6):
+        reqs.append((build_request("POST", count_target(["is"], mode="parallel"), big), False,
+                     lambda r, i: check_counts(r, {"is": 30000}, len(big))))
+        reqs.append((build_request("POST", count_target(["Zen"]), ZEN), False,
+                     lambda r, i: check_counts(r, {"Zen": 1}, 858)))
+    _pipeline(port(), reqs, timeout=60 * w.SLOW)
+
+
+# ---------------------------------------------------------------- split requests
+
+def test_byte_by_byte():
+    rng = random.Random(SEED + 1)
+    body = b"is this is\r\nis, is"
+    exp = ref_count(body, ["is"])
+    reqs = [build_request("POST", count_target(["is"]), body, [("Content-Type", "text/plain")]),
+            build_request("POST", count_target(["is"]), body, chunked=[1, 3, 2]),
+            build_request("POST", "/count", json.dumps({"text": body.decode(), "needle": "is"}),
+                          [("Content-Type", "application/json")]),
+            build_request("GET", "/healthz")]
+    with Conn(port()) as c:
+        for k, req in enumerate(reqs):
+            for j in range(len(req)):
+                c.sock.sendall(req[j:j + 1])
+                if j % 16 == 0:
+                    w.time.sleep(0.001)
+            r = c.read_response()
+            check_response(r, what="byte-by-byte request %d" % k)
+            if k < 3:
+                check_counts(r, exp, len(body), "byte-by-byte request %d" % k)
+            else:
+                assert r.status == 200
+        # all four again, pipelined, in random pieces
+        c.send_pieces(b"".join(reqs), rng, maxpiece=3, sleep_every=20)
+        for k in range(4):
+            r = c.read_response()
+            check_response(r)
+            if k < 3:
+                check_counts(r, exp, len(body), "pieces request %d" % k)
+
+
+def test_chunked_uploads():
+    rng = random.Random(SEED + 2)
+    text = ZEN * 50
+    exp = {"is": 500}
+    for sizes in [[1], [7], [858], [4096], [1 << 20], [1, 1000, 3]]:
+        with Conn(port()) as c:
+            c.send_pieces(build_request("POST", count_target(["is"]), text, chunked=sizes), rng,
+                          maxpiece=70000)
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, exp, len(text), "chunk sizes %r" % sizes)
+    # chunk extensions, upper-case hex, leading zeros, trailers
+    wire = (b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nis \r\n00A\r\nis is is i\r\n1;a=b;c\r\ns\r\n0\r\nX-Trailer: t\r\n\r\n")
+    with Conn(port()) as c:
+        c.send(wire)
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 5}, 14, "extensions, hex, trailers")
+    # JSON and form bodies, chunked
+    with Conn(port()) as c:
+        body = json.dumps({"text": text.decode(), "needle": "is"}).encode()
+        c.send(build_request("POST", "/count", body, [("Content-Type", "application/json")], chunked=[100]))
+        r = c.read_response()
+        check_counts(r, exp, len(text), "chunked JSON")
+        body = b"text=is+is&needle=is"
+        c.send(build_request("POST", "/count", body, [("Content-Type", "application/x-www-form-urlencoded")],
+                             chunked=[1]))
+        r = c.read_response()
+        check_counts(r, {"is": 2}, 5, "chunked form")
+
+
+# ---------------------------------------------------------------- Expect
+
+def test_expect_100_continue():
+    body = CORPUS
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), None,
+                             [("Expect", "100-continue"), ("Content-Length", str(len(body)))]))
+        r = c.read_response(timeout=10 * w.SLOW)
+        assert r.status == 100, "expected 100 Continue before the body, got %r" % r
+        check_response(r)
+        c.send(body)
+        r, interim = c.read_final()
+        assert not interim, interim
+        check_response(r)
+        check_counts(r, {"is": 10000}, 858000)
+        # chunked with Expect, on the same connection
+        c.send(build_request("POST", count_target(["is"]), None,
+                             [("Expect", "100-continue"), ("Transfer-Encoding", "chunked")]))
+        r = c.read_response(timeout=10 * w.SLOW)
+        assert r.status == 100, r
+        c.send(w.chunk_body(ZEN, [100]))
+        r, interim = c.read_final()
+        check_response(r)
+        check_counts(r, {"is": 10}, 858)
+        # JSON with Expect
+        body = json.dumps({"text": "is", "needle": "is"}).encode()
+        c.send(build_request("POST", "/count", None,
+                             [("Expect", "100-continue"), ("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))]))
+        r = c.read_response(timeout=10 * w.SLOW)
+        assert r.status == 100, r
+        c.send(body)
+        r, _ = c.read_final()
+        check_counts(r, {"is": 1}, 2)
+
+
+def test_expect_413_at_once():
+    for p, cl, hs in [(port(), (1 << 30) + 1, []), (port(), 1 << 40, []),
+                      (LIMITED.port, 65537, []),
+                      (LIMITED.port, 4097, [("Content-Type", "application/json")]),
+                      (LIMITED.port, 4097, [("Content-Type", "application/x-www-form-urlencoded")])]:
+        target = count_target(["is"]) if not hs else "/count"
+        with Conn(p) as c:
+            c.send(build_request("POST", target, None,
+                                 [("Expect", "100-continue"), ("Content-Length", str(cl))] + hs))
+            r = c.read_response(timeout=10 * w.SLOW)
+            assert r.status == 413, "Content-Length %d over the limit with Expect: expected 413 " \
+                                    "without 100, got %r" % (cl, r)
+            check_response(r)
+            check_error(r, 413, code="payload_too_large")
+
+
+def test_expect_with_known_bad_request():
+    # the final error at once, or 100 and then the error: never a hang
+    with Conn(port()) as c:
+        c.send(build_request("POST", "/count?needle=is&bogus=1", None,
+                             [("Expect", "100-continue"), ("Content-Length", "5")]))
+        r = c.read_response(timeout=10 * w.SLOW)
+        if r.status == 100:
+            c.send(b"is is")
+            r = c.read_response()
+        check_response(r)
+        check_error(r, 400, mentions=["bogus"])
+
+
+# ---------------------------------------------------------------- strictness
+
+FOLLOW = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+P = b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\n"
+
+VECTORS = [
+    # name, bytes, expected status, must the connection close (framing)
+    ("obs-fold (space)", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n", 400, True),
+    ("obs-fold (tab)", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n\tb\r\n\r\n", 400, True),
+    ("obs-fold hiding Content-Length (CVE-2024-27982)",
+     P + b"X-A: a\r\n Content-Length: 5\r\n\r\nis is", 400, True),
+    ("obs-fold continuing Content-Length", P + b"Content-Length: 5\r\n 0\r\n\r\nis is", 400, True),
+    ("obs-fold continuing Transfer-Encoding",
+     P + b"Transfer-Encoding: chunked\r\n , gzip\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("Content-Length + Transfer-Encoding",
+     P + b"Content-Length: 7\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("Transfer-Encoding + Content-Length",
+     P + b"Transfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("duplicate Content-Length (same)", P + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\nis", 400, True),
+    ("duplicate Content-Length (different)", P + b"Content-Length: 2\r\nContent-Length: 5\r\n\r\nis is",
+     400, True),
+    ("Content-Length list", P + b"Content-Length: 2, 2\r\n\r\nis", 400, True),
+    ("Content-Length +2", P + b"Content-Length: +2\r\n\r\nis", 400, True),
+    ("Content-Length -1", P + b"Content-Length: -1\r\n\r\nis", 400, True),
+    ("Content-Length hex", P + b"Content-Length: 0x2\r\n\r\nis", 400, True),
+    ("Content-Length with inner space", P + b"Content-Length: 1 2\r\n\r\nis is is is i", 400, True),
+    ("Content-Length huge", P + b"Content-Length: 99999999999999999999999\r\n\r\nis", (400, 413), True),
+    ("Transfer-Encoding gzip", P + b"Transfer-Encoding: gzip\r\n\r\nis", 400, True),
+    ("Transfer-Encoding identity", P + b"Transfer-Encoding: identity\r\n\r\nis", 400, True),
+    ("Transfer-Encoding gzip, chunked", P + b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\nis\r\n0\r\n\r\n",
+     400, True),
+    ("Transfer-Encoding chunked, gzip", P + b"Transfer-Encoding: chunked, gzip\r\n\r\n2\r\nis\r\n0\r\n\r\n",
+     400, True),
+    ("Transfer-Encoding twice", P + b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+     b"2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("Transfer-Encoding xchunked", P + b"Transfer-Encoding: xchunked\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("space before colon", P + b"Transfer-Encoding : chunked\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("Transfer-Encoding on HTTP/1.0",
+     b"POST /count?needle=is HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("Transfer-Encoding on HTTP/1.0 with Host and keep-alive",
+     b"POST /count?needle=is HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n2\r\nis\r\n0\r\n\r\n", 400, True),
+    ("bare CR in the request line", b"GET /healthz HTTP/1.1\rHost: x\r\n\r\n", 400, True),
+    ("bare CR between headers", b"GET /healthz HTTP/1.1\r\nHost: x\rX-A: b\r\n\r\n", 400, True),
+    ("bare CR only", b"GET /healthz HTTP/1.1\rHost: x\r\r", 400, True),
+    ("bare CR in a header value", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", 400, True),
+    ("NUL in a header value", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400, True),
+    ("space in a header name", b"GET /healthz HTTP/1.1\r\nHost: x\r\nX A: b\r\n\r\n", 400, True),
+    ("bad chunk size", P + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nis\r\n0\r\n\r\n", 400, True),
+    ("chunk without CRLF after data", P + b"Transfer-Encoding: chunked\r\n\r\n2\r\nisXX0\r\n\r\n", 400, True),
+    ("garbage request line", b"GARBAGE\r\n\r\n", 400, True),
+    ("HTTP/2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, True),
+    ("HTTP/3.0", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, True),
+    ("POST HTTP/2.0", P.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: 2\r\n\r\nis", 505, True),
+    ("missing Host on HTTP/1.1", b"GET /healthz HTTP/1.1\r\n\r\n", 400, False),
+    ("missing Host on HTTP/1.1 POST", b"POST /count?needle=is HTTP/1.1\r\nContent-Length: 2\r\n\r\nis",
+     400, False),
+]
+
+
+def _check_vector(name, data, status, framing):
+    with Conn(port()) as c:
+        c.send(data + (FOLLOW if framing else b""))
+        try:
+            r = c.read_response()
+        except Closed as e:
+            raise AssertionError("%s: expected %r, the connection closed without a response (%s)"
+                                 % (name, status, e))
+        check_response(r, what=name)
+        ok = status if isinstance(status, tuple) else (status,)
+        assert r.status in ok, "%s: expected %r, got %r\nrequest: %r" % (name, status, r, data)
+        check_error(r, r.status)
+        if framing:
+            expect_close(c, name + " (must close: the pipelined GET after it must not be answered)")
+
+
+def test_strict_parsing_vectors():
+    failures = []
+    lock = threading.Lock()
+
+    def one(v):
+        try:
+            _check_vector(*v)
+        except Exception as e:  # collect all, report together
+            with lock:
+                failures.append("%s: %s" % (v[0], e))
+    ts = [threading.Thread(target=one, args=(v,), daemon=True) for v in VECTORS]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60 * w.SLOW)
+    assert not failures, "%d of %d vectors failed:\n  " % (len(failures), len(VECTORS)) + \
+        "\n  ".join(failures)
+
+
+def test_http10_without_host_is_fine():
+    r = request(port(), "GET", "/healthz", version="1.0", host=False)
+    assert r.status == 200, r
+    r = request(port(), "POST", count_target(["is"]), ZEN, version="1.0", host=False)
+    check_counts(r, {"is": 10}, 858)
+
+
+def test_header_section_too_large_431():
+    with Conn(port()) as c:
+        c.send(build_request("GET", "/healthz", headers=[("X-Big", "a" * 20000)]))
+        r = c.read_response()
+        check_response(r)
+        check_error(r, 431)
+    with Conn(port()) as c:
+        c.send(build_request("GET", "/healthz", headers=[("X-H%d" % i, "b" * 90) for i in range(200)]))
+        r = c.read_response()
+        check_response(r)
+        check_error(r, 431)
+    # the limit from the config: 4096
+    with Conn(LIMITED.port) as c:
+        c.send(build_request("GET", "/healthz", headers=[("X-Big", "a" * 5000)]))
+        r = c.read_response()
+        check_error(r, 431)
+    r = request(LIMITED.port, "GET", "/healthz", headers=[("X-Big", "a" * 3000)])
+    assert r.status == 200, "a 3 KB header section is under max_header_bytes 4096: %r" % r
+    # a huge request target
+    with Conn(port()) as c:
+        c.send(build_request("GET", "/healthz?" + "a" * 20000))
+        r = c.read_response()
+        check_response(r)
+        assert r.status in (414, 431), "20 KB request target: %r" % r
+
+
+# ---------------------------------------------------------------- 413
+
+def test_413_from_content_length_before_body():
+    cases = [(count_target(["is"]), [], 65537),
+             ("/count", [("Content-Type", "application/json")], 4097),
+             ("/count", [("Content-Type", "application/x-www-form-urlencoded")], 4097)]
+    for target, hs, cl in cases:
+        with Conn(LIMITED.port) as c:
+            # headers only: the 413 must come without the body
+            c.send(build_request("POST", target, None, hs + [("Content-Length", str(cl))]))
+            r = c.read_response(timeout=10 * w.SLOW)
+            check_response(r)
+            check_error(r, 413, code="payload_too_large")
+    # at the limit: fine
+    r = request(LIMITED.port, "POST", count_target(["is"]), b"is " * 21845 + b"i")
+    check_counts(r, {"is": 21845}, 65536)
+    # the query needle makes a JSON-typed body raw: the raw limit applies
+    body = b"is " * 2000
+    r = request(LIMITED.port, "POST", count_target(["is"]), body, [("Content-Type", "application/json")])
+    check_counts(r, {"is": 2000}, len(body), "raw body with a JSON Content-Type over the JSON limit")
+    r = request(LIMITED.port, "POST", "/count", json.dumps({"text": "is " * 1400, "needle": "is"}),
+                [("Content-Type", "application/json")])
+    check_error(r, 413, code="payload_too_large")
+
+
+def test_413_chunked_as_soon_as_limit_passes():
+    for target, hs, limit in [(count_target(["is"]), [], 65536),
+                              ("/count", [("Content-Type", "application/json")], 4096)]:
+        with Conn(LIMITED.port) as c:
+            c.send(build_request("POST", target, None, hs + [("Transfer-Encoding", "chunked")]))
+            chunk = b"is " * 341 + b"i"  # 1024 bytes
+            sent = 0
+            while sent <= limit + 4096:
+                c.send(b"400\r\n" + chunk + b"\r\n")
+                sent += 1024
+            # no terminating chunk: the 413 must come anyway
+            r = c.read_response(timeout=10 * w.SLOW)
+            check_response(r)
+            check_error(r, 413, code="payload_too_large")
+
+
+def _send_all_then_read(p, head, body, what):
+    """What curl does without Expect: send everything, then read."""
+    with Conn(p, timeout=30 * w.SLOW) as c:
+        c.send(head)
+        try:
+            c.sock.sendall(body)
+        except OSError as e:
+            raise AssertionError("%s: sending the body failed with %r: the server closed (or reset) "
+                                 "before the client could read the error (no lingering close)" % (what, e))
+        try:
+            r = c.read_response()
+        except Closed as e:
+            raise AssertionError("%s: connection reset/closed before the error could be read: %s" % (what, e))
+        check_response(r)
+        check_error(r, 413, code="payload_too_large")
+
+
+def test_early_error_then_client_keeps_sending():
+    big = b"is " * (3 << 20)  # 9 MB
+    head = build_request("POST", count_target(["is"]), None, [("Content-Length", str(len(big)))])
+    _send_all_then_read(LIMITED.port, head, big, "Content-Length over the limit")
+    head = build_request("POST", count_target(["is"]), None, [("Transfer-Encoding", "chunked")])
+    _send_all_then_read(LIMITED.port, head, w.chunk_body(big, [65536]), "chunked over the limit")
+    jb = json.dumps({"text": "is " * 300000, "needle": "is"}).encode()
+    head = build_request("POST", "/count", None, [("Content-Type", "application/json"),
+                                                  ("Content-Length", str(len(jb)))])
+    _send_all_then_read(LIMITED.port, head, jb, "JSON over the limit")
+    # the server is fine afterwards
+    r = request(LIMITED.port, "POST", count_target(["is"]), ZEN)
+    check_counts(r, {"is": 10}, 858)
+
+
+def test_zz_shutdown_clean():
+    LIMITED.stop()
+    SHARED.stop()
+
+
+if __name__ == "__main__":
+    w.run(globals(), deadline=170)
