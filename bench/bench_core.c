@@ -77,8 +77,9 @@ _Static_assert(sizeof zen - 1 == ZEN_BYTES, "the Zen text must be 858 bytes");
 static const char *const multi_needles[MAX_NEEDLES] = {
     "is", "the", "of", "better", "than", "be", "it", "never"};
 
-/* How long each row is timed: at least min_rounds and budget_s seconds,
- * at most max_rounds, and never much past hard_s once 3 rounds exist. */
+/* How long the rows of a corpus are timed (all together, round-robin): at
+ * least min_rounds sweeps and budget_s seconds, at most max_rounds sweeps,
+ * and never much past hard_s once 3 sweeps exist. */
 typedef struct {
   const char *name;
   unsigned copies;
@@ -89,8 +90,8 @@ typedef struct {
 } corpus_spec_t;
 
 static const corpus_spec_t corpora[] = {
-    {"zen-x1000", 1000, 50, 10000, 0.6, 3.0},
-    {"zen-x100000", 100000, 15, 600, 3.0, 10.0},
+    {"zen-x1000", 1000, 100, 5000, 4.0, 10.0},
+    {"zen-x100000", 100000, 15, 500, 16.0, 30.0},
 };
 #define NCORPORA (sizeof corpora / sizeof corpora[0])
 
@@ -383,29 +384,59 @@ static uint64_t run_once(bench_t *b, enum row_kind k) {
   return counts[0];
 }
 
-/* Warms up (at least one call and 50 ms, so every page of the buffer has
- * been read and the clocks have settled), then times single calls. */
-static void measure(bench_t *b, const corpus_spec_t *c, enum row_kind k,
-                    row_result_t *r) {
-  double t_start = now_s();
-  unsigned warm = 0;
-  do {
-    run_once(b, k);
-    warm++;
-  } while (now_s() - t_start < 0.05 && warm < 1000);
+static void summarize(double *ms, unsigned n, double bytes, uint64_t count,
+                      row_result_t *r) {
+  qsort(ms, n, sizeof *ms, cmp_double);
+  r->present = 1;
+  r->rounds = n;
+  r->min_ms = ms[0];
+  r->max_ms = ms[n - 1];
+  r->median_ms = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
+  r->mb_s = bytes / 1e6 / (r->median_ms / 1e3);
+  r->count = count;
+}
 
-  double *ms = malloc(c->max_rounds * sizeof *ms);
+/*
+ * Times every C row of one corpus. Each row is first warmed up (at least
+ * one call and 50 ms, so every page of the buffer has been read and the
+ * clocks have settled). Then the rows are timed round-robin, one call each
+ * per sweep, starting the sweep at a different row each time: a noisy
+ * moment on a shared host then slows all rows alike instead of one row,
+ * which keeps the ratios between rows (the target checks) honest.
+ */
+static void measure_all(bench_t *b, const corpus_spec_t *c,
+                        row_result_t *rows) {
+  enum row_kind timed[NROWS];
+  unsigned nt = 0;
+  for (int k = 0; k < NROWS; k++)
+    if (k != ROW_PY)
+      timed[nt++] = (enum row_kind)k;
+
+  for (unsigned i = 0; i < nt; i++) {
+    double t_start = now_s();
+    unsigned warm = 0;
+    do {
+      run_once(b, timed[i]);
+      warm++;
+    } while (now_s() - t_start < 0.05 && warm < 1000);
+  }
+
+  double *ms = malloc((size_t)nt * c->max_rounds * sizeof *ms);
   if (ms == NULL)
     die("out of memory");
+  uint64_t count[NROWS] = {0};
   unsigned n = 0;
   double begin = now_s();
-  uint64_t count = 0;
   for (;;) {
-    double t0 = now_s();
-    count = run_once(b, k);
-    double t1 = now_s();
-    ms[n++] = (t1 - t0) * 1e3;
-    double spent = t1 - begin;
+    for (unsigned j = 0; j < nt; j++) {
+      unsigned i = (j + n) % nt;
+      double t0 = now_s();
+      count[i] = run_once(b, timed[i]);
+      double t1 = now_s();
+      ms[(size_t)i * c->max_rounds + n] = (t1 - t0) * 1e3;
+    }
+    n++;
+    double spent = now_s() - begin;
     if (n >= c->max_rounds)
       break;
     if (n >= c->min_rounds && spent >= c->budget_s)
@@ -413,15 +444,11 @@ static void measure(bench_t *b, const corpus_spec_t *c, enum row_kind k,
     if (n >= 3 && spent >= c->hard_s)
       break;
   }
-  qsort(ms, n, sizeof *ms, cmp_double);
-  r->present = 1;
-  r->rounds = n;
-  r->min_ms = ms[0];
-  r->max_ms = ms[n - 1];
-  r->median_ms = n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
-  double bytes = (double)b->len * (k == ROW_TWICE ? 2 : 1);
-  r->mb_s = bytes / 1e6 / (r->median_ms / 1e3);
-  r->count = count;
+  for (unsigned i = 0; i < nt; i++) {
+    double bytes = (double)b->len * (timed[i] == ROW_TWICE ? 2 : 1);
+    summarize(ms + (size_t)i * c->max_rounds, n, bytes, count[i],
+              &rows[timed[i]]);
+  }
   free(ms);
 }
 
@@ -531,6 +558,35 @@ static double host_load(void) {
     fclose(f);
   }
   return l;
+}
+
+/* CPU time stolen by the hypervisor, as ticks from /proc/stat: on a shared
+ * VM this, more than the load average, explains a wide Min..Median. */
+typedef struct {
+  unsigned long long total, steal;
+} ticks_t;
+
+static ticks_t host_ticks(void) {
+  ticks_t t = {0, 0};
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  if (f == NULL)
+    return t;
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+  fclose(f);
+  if (n != 8)
+    return t;
+  for (int i = 0; i < 8; i++)
+    t.total += v[i];
+  t.steal = v[7];
+  return t;
+}
+
+static double steal_pct(ticks_t a, ticks_t b) {
+  if (b.total <= a.total)
+    return 0;
+  return 100.0 * (double)(b.steal - a.steal) / (double)(b.total - a.total);
 }
 
 static void with_commas(char *buf, size_t size, uint64_t v) {
@@ -695,7 +751,7 @@ static void json_str(FILE *f, const char *s) {
 }
 
 static void write_json(const char *path, const char *cpu, long cores,
-                       const double *load, const size_t *lens,
+                       const double *load, double steal, const size_t *lens,
                        const uint64_t *counts, row_result_t (*rows)[NROWS],
                        const check_t *checks, size_t nchecks) {
   char tmp[4096];
@@ -721,8 +777,8 @@ static void write_json(const char *path, const char *cpu, long cores,
   json_str(f, cpu);
   fprintf(f,
           ",\n  \"cores\": %ld,\n  \"loadavg_1min\": [%.2f, %.2f],\n"
-          "  \"needle\": ",
-          cores, load[0], load[1]);
+          "  \"cpu_steal_pct\": %.2f,\n  \"needle\": ",
+          cores, load[0], load[1], steal);
   json_str(f, NEEDLE);
   fprintf(f, ",\n  \"corpora\": [\n");
   for (size_t ci = 0; ci < NCORPORA; ci++) {
@@ -813,6 +869,7 @@ static int cmd_run(const char *dir, const char *py_path,
   host_cpu(cpu, sizeof cpu);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   double load[2] = {host_load(), 0};
+  ticks_t ticks0 = host_ticks();
   printf("bench-core: wordcount %s, kernel %s, CPU %s, %ld cores online, "
          "load average %.2f\n",
          WC_VERSION, wc_kernel_name(), cpu, cores, load[0]);
@@ -842,11 +899,7 @@ static int cmd_run(const char *dir, const char *py_path,
            " (checked on every call)\n",
            path, len, NEEDLE, b.want_exact);
 
-    for (int k = 0; k < NROWS; k++) {
-      if (k == ROW_PY)
-        continue;
-      measure(&b, c, (enum row_kind)k, &rows[ci][k]);
-    }
+    measure_all(&b, c, rows[ci]);
     for (size_t i = 0; i < npy; i++) {
       if (py[i].bytes != len)
         continue;
@@ -888,11 +941,14 @@ static int cmd_run(const char *dir, const char *py_path,
   }
   print_checks(checks, nc);
   load[1] = host_load();
-  printf("\nbench-core: load average %.2f before, %.2f after (a busy host "
-         "widens Min..Max and slows the medians)\n",
-         load[0], load[1]);
+  double steal = steal_pct(ticks0, host_ticks());
+  printf("\nbench-core: load average %.2f before, %.2f after; CPU steal "
+         "%.1f%% during the run\n(a busy host or a busy hypervisor widens "
+         "Min..Max and slows the medians)\n",
+         load[0], load[1], steal);
   if (json_path != NULL) {
-    write_json(json_path, cpu, cores, load, lens, counts, rows, checks, nc);
+    write_json(json_path, cpu, cores, load, steal, lens, counts, rows, checks,
+               nc);
     printf("\nbench-core: results written to %s\n", json_path);
   }
   return 0;

@@ -157,9 +157,21 @@ int main(int argc, char **argv) {
   wc_needles_t *set;
   size_t bad;
   int rc = wc_needles_new(&set, needles, lens, nneedles, flags, &bad);
-  if (rc == -EINVAL)
-    return fail("invalid needle '%s': %s", bad < nneedles ? needles[bad] : "",
-                "a needle must be non-empty, without spaces or newlines");
+  if (rc == -EINVAL) {
+    /* One line: show the needle with its control bytes escaped. */
+    char shown[64];
+    size_t o = 0;
+    for (const char *ch = bad < nneedles ? needles[bad] : "";
+         *ch && o + 5 < sizeof shown; ch++)
+      o += (unsigned char)*ch < 0x20
+               ? (size_t)snprintf(shown + o, sizeof shown - o, "\\x%02x",
+                                  (unsigned char)*ch)
+               : (shown[o] = *ch, 1);
+    shown[o] = 0;
+    return fail("invalid needle '%s': a needle must be non-empty, without "
+                "spaces or newlines",
+                shown);
+  }
   if (rc == -E2BIG)
     return fail("too many or too long needles (at most %d needles of %d "
                 "bytes)",

@@ -24,6 +24,10 @@
 #define WC_FORCE_SSE2 (1u << 9)
 #define WC_PUBLIC_FLAGS (WC_IGNORE_CASE | WC_BOUNDARY_WORD)
 
+/* Needles up to this length are compared byte by byte by the AVX2 bulk
+ * kernel; longer ones by their bytes 0, 1 and n - 1, then verified. */
+#define WC_VEC_BYTES 8
+
 /* Needles up to this length have their end tested by the SIMD mask. */
 #define WC_MASK_MAX_LEN 48
 
@@ -38,7 +42,10 @@ typedef struct wc_needle {
   size_t len;
   uint8_t i0, i1, il; /* indices into wc_needles.byteval */
   bool ends_cr;       /* last byte is '\r': it never matches before '\n' */
-  bool exact;         /* the kernel's mask decides alone (no verify) */
+  bool exact;         /* the block kernels' mask decides alone (n <= 3) */
+  bool exactv;        /* the AVX2 bulk kernel's compares decide alone */
+  uint8_t nvec;       /* byte compares in the bulk kernel (<= WC_VEC_BYTES) */
+  const uint8_t (*bvec)[32]; /* nvec broadcast bytes (see vec_offset) */
   bool never;         /* cannot match any text (folded needle has invalid
                          structure that folding of text cannot produce) */
 } wc_needle_t;
@@ -63,6 +70,7 @@ struct wc_needles {
   size_t ngroups;
   wc_group_t *groups;
   size_t *order; /* needle indices, grouped */
+  uint8_t (*vstore)[32]; /* the needles' bvec, 32-byte aligned */
 };
 
 /* Counts matches starting at p in [from, to) of buf[0..len).
@@ -115,5 +123,8 @@ size_t wc_fold(const uint8_t *in, size_t n, uint8_t *out, bool partial_ok,
  * before p (resp. starting at p) a word constituent? */
 bool wc_word_before(const uint8_t *buf, size_t p);
 bool wc_word_at(const uint8_t *buf, size_t len, size_t p);
+/* Is p (< len) inside a valid multi-byte character that starts before p?
+ * Looks back at most 3 bytes. */
+bool wc_inside_char(const uint8_t *buf, size_t len, size_t p);
 
 #endif /* WC_INTERNAL_H */

@@ -55,7 +55,8 @@ int wc_needles_new(wc_needles_t **out, const char *const *needles,
   /* Folding never makes a needle longer than twice its length. */
   s->storage = malloc(2 * total);
   s->bytevals = n <= 64 ? s->byteval : malloc(256);
-  if (!s->v || !s->storage || !s->bytevals)
+  s->vstore = aligned_alloc(32, n * WC_VEC_BYTES * 32);
+  if (!s->v || !s->storage || !s->bytevals || !s->vstore)
     goto fail;
   uint8_t *w = s->storage;
   for (size_t i = 0; i < n; i++) {
@@ -80,6 +81,13 @@ int wc_needles_new(wc_needles_t **out, const char *const *needles,
     /* In space mode the mask tests the start, bytes 0, 1 and len - 1 and
      * the end: it decides alone for needles of up to 3 bytes. */
     nd->exact = len <= 3;
+    nd->exactv = len <= WC_VEC_BYTES;
+    nd->nvec = (uint8_t)(len <= WC_VEC_BYTES ? len : 3);
+    nd->bvec = (const uint8_t(*)[32])s->vstore[i * WC_VEC_BYTES];
+    for (size_t k = 0; k < nd->nvec; k++) {
+      size_t off = len <= WC_VEC_BYTES ? k : (k == 2 ? len - 1 : k);
+      memset(s->vstore[i * WC_VEC_BYTES + k], nd->bytes[off], 32);
+    }
     if (flags & WC_BOUNDARY_WORD) {
       /* In word mode the kernels count a candidate without verifying it
        * only where the boundaries are certain (ASCII non-word bytes) and
@@ -87,7 +95,7 @@ int wc_needles_new(wc_needles_t **out, const char *const *needles,
        * never overlap, so the non-overlap rule needs no state. */
       for (size_t k = 0; k < len; k++)
         if (nd->bytes[k] >= 0x80 || !wc_is_word_char(nd->bytes[k]))
-          nd->exact = false;
+          nd->exact = nd->exactv = false;
     }
   }
   /* Group the needles by (length, ends_cr), in order of first use. */
@@ -127,6 +135,7 @@ void wc_needles_free(wc_needles_t *s) {
   if (s->bytevals != s->byteval)
     free(s->bytevals);
   free(s->storage);
+  free(s->vstore);
   free(s->groups);
   free(s->order);
   free(s->v);

@@ -41,6 +41,10 @@ bool wc_verify(const wc_needles_t *set, const wc_needle_t *nd,
   const size_t q = p + n;
   if (set->flags & WC_BOUNDARY_WORD) {
     (void)sot;
+    /* Like grep, a match starts at a character boundary (it may end
+     * inside a character: the rest is then invalid, a non-word). */
+    if ((buf[p] & 0xC0) == 0x80 && wc_inside_char(buf, len, p))
+      return false;
     if (wc_word_before(buf, p))
       return false;
     if (q == len)
@@ -222,15 +226,6 @@ AVX2 static inline __m256i maybe_boundary_avx2(__m256i x) {
 }
 
 #define LOADU(q) _mm256_loadu_si256((const __m256i *)(const void *)(q))
-
-/*
- * The AVX2 bulk kernel. Unlike the block-mask kernels, it compares
- * "vertically": for 32 candidate positions p at once it loads the text at
- * p - 1, p, p + 1, p + n - 1, p + n and p + n + 1 (unaligned loads from the
- * same cache lines are cheap) and combines byte compares lane by lane, so
- * one movemask yields the candidates of a needle. Loads and end tests are
- * shared by the needles of one group (same length).
- */
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* ASCII bytes that are not word constituents: a certain word boundary. */
@@ -321,6 +316,27 @@ AVX2 static ALWAYS_INLINE uint32_t cand_avx2(__m256i s, __m256i sdef,
       _mm256_and_si256(m, _mm256_and_si256(s, e)));
 }
 
+#define LOADA(p) _mm256_load_si256((const __m256i *)(const void *)(p))
+
+/* The end-of-word test of space mode for a range without '\r'. */
+AVX2 static ALWAYS_INLINE __m256i end_nocr_avx2(const uint8_t *q, size_t n,
+                                                bool ends_cr, const bool word,
+                                                __m256i *def) {
+  if (word)
+    return end_avx2(q, n, ends_cr, word, def);
+  __m256i ve = LOADU(q + n);
+  __m256i e = _mm256_cmpeq_epi8(ve, _mm256_set1_epi8(' '));
+  if (!ends_cr)
+    e = _mm256_or_si256(e, _mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\n')));
+  *def = e;
+  return e;
+}
+
+AVX2 static ALWAYS_INLINE void
+multi(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
+      bool eot, size_t lo, size_t hi, uint64_t base, uint64_t *until,
+      uint64_t *counts, const bool ci, const bool word);
+
 /*
  * The AVX2 bulk kernel. Unlike the block-mask kernels, it compares
  * "vertically": for 32 candidate positions p at once it loads the text at
@@ -337,7 +353,7 @@ AVX2 static ALWAYS_INLINE void
 bulk_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
           bool eot, size_t lo, size_t hi, uint64_t base, uint64_t *until,
           uint64_t *counts, const bool ci, const bool word) {
-  if (set->n == 1) {
+  if (set->n == 1 && set->v[0].len <= 3) {
     const wc_needle_t *nd = &set->v[0];
     const size_t n = nd->len;
     const bool ends_cr = nd->ends_cr, exact = nd->exact;
@@ -371,32 +387,60 @@ bulk_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
     counts[0] += acc;
     return;
   }
+  multi(set, buf, len, sot, eot, lo, hi, base, until, counts, ci, word);
+}
+
+AVX2 static ALWAYS_INLINE void
+multi_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
+           bool eot, size_t lo, size_t hi, uint64_t base, uint64_t *until,
+           uint64_t *counts, const bool ci, const bool word, const bool cr) {
+  const size_t vmax = set->maxlen < WC_VEC_BYTES ? set->maxlen : WC_VEC_BYTES;
+  const size_t ngroups = set->ngroups;
+  const wc_group_t *const groups = set->groups;
+  const size_t *const order = set->order;
+  const wc_needle_t *const nds = set->v;
   for (size_t p = lo; p < hi; p += 32) {
     const uint8_t *q = buf + p;
     __m256i sdef, s = start_avx2(q, word, &sdef);
-    __m256i v0 = LOADU(q), v1 = LOADU(q + 1);
-    if (ci) {
-      v0 = lower_avx2(v0);
-      v1 = lower_avx2(v1);
+    __m256i v[WC_VEC_BYTES];
+    for (size_t k = 0; k < vmax; k++) {
+      v[k] = LOADU(q + k);
+      if (ci)
+        v[k] = lower_avx2(v[k]);
     }
-    for (size_t g = 0; g < set->ngroups; g++) {
-      const wc_group_t *gr = &set->groups[g];
-      const size_t n = gr->n;
-      __m256i edef, e = end_avx2(q, n, gr->ends_cr, word, &edef);
-      __m256i vl = v1;
-      if (n >= 3) {
+    for (size_t g = 0; g < ngroups; g++) {
+      const size_t n = groups[g].n, first = groups[g].first,
+                   last = first + groups[g].count;
+      __m256i edef, e = cr ? end_avx2(q, n, groups[g].ends_cr, word, &edef)
+                           : end_nocr_avx2(q, n, groups[g].ends_cr, word,
+                                           &edef);
+      __m256i se = _mm256_and_si256(s, e), sedef = _mm256_and_si256(sdef, edef);
+      __m256i vl = v[1];
+      if (n > WC_VEC_BYTES) {
         vl = LOADU(q + n - 1);
         if (ci)
           vl = lower_avx2(vl);
       }
-      for (size_t k = gr->first; k < gr->first + gr->count; k++) {
-        const size_t j = set->order[k];
-        const wc_needle_t *nd = &set->v[j];
-        uint32_t def, all = cand_avx2(
-            s, sdef, e, edef, v0, v1, vl, _mm256_set1_epi8((char)nd->bytes[0]),
-            _mm256_set1_epi8((char)nd->bytes[n >= 2 ? 1 : 0]),
-            _mm256_set1_epi8((char)nd->bytes[n - 1]), n, &def);
-        if (nd->exact) {
+      for (size_t k = first; k < last; k++) {
+        const size_t j = order[k];
+        const uint8_t(*bv)[32] = nds[j].bvec;
+        __m256i m = _mm256_and_si256(se, _mm256_cmpeq_epi8(v[0], LOADA(bv[0])));
+        if (n > WC_VEC_BYTES) {
+          m = _mm256_and_si256(m, _mm256_cmpeq_epi8(v[1], LOADA(bv[1])));
+          m = _mm256_and_si256(m, _mm256_cmpeq_epi8(vl, LOADA(bv[2])));
+        } else {
+          for (size_t t = 1; t < n; t++)
+            m = _mm256_and_si256(m, _mm256_cmpeq_epi8(v[t], LOADA(bv[t])));
+        }
+        uint32_t all = (uint32_t)_mm256_movemask_epi8(m);
+        if (!word && n <= WC_VEC_BYTES) {
+          /* space mode: the compares are exact */
+          counts[j] += (uint64_t)__builtin_popcount(all);
+          continue;
+        }
+        if (nds[j].exactv) {
+          uint32_t def =
+              (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(m, sedef));
           counts[j] += (uint64_t)__builtin_popcount(def);
           all &= ~def;
         }
@@ -405,6 +449,26 @@ bulk_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
                       counts);
       }
     }
+  }
+}
+
+/* Sets of several needles, or of one needle longer than 3 bytes. The end
+ * test is simpler where the range holds no '\r' at all, which is checked
+ * once per piece of MULTI_PIECE bytes. */
+#define MULTI_PIECE (32 * 1024)
+AVX2 static ALWAYS_INLINE void
+multi(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
+      bool eot, size_t lo, size_t hi, uint64_t base, uint64_t *until,
+      uint64_t *counts, const bool ci, const bool word) {
+  for (size_t a = lo; a < hi; a += MULTI_PIECE) {
+    size_t b = hi - a > MULTI_PIECE ? a + MULTI_PIECE : hi;
+    bool cr = !word && memchr(buf + a, '\r', b - a + set->maxlen + 1);
+    if (cr)
+      multi_impl(set, buf, len, sot, eot, a, b, base, until, counts, ci, word,
+                 true);
+    else
+      multi_impl(set, buf, len, sot, eot, a, b, base, until, counts, ci, word,
+                 false);
   }
 }
 

@@ -27,8 +27,8 @@ size_t wc_next_cut(const void *text, size_t len, size_t pos) {
 }
 
 size_t wc_prev_cut(const void *text, size_t len, size_t pos) {
-  if (pos > len)
-    pos = len;
+  if (pos >= len)
+    return len; /* the end of the text is a cut */
   if (pos == 0)
     return 0;
   const uint8_t *t = text;

@@ -215,3 +215,19 @@ bool wc_word_at(const uint8_t *buf, size_t len, size_t p) {
     return false;
   return wc_is_word_char(cp);
 }
+
+bool wc_inside_char(const uint8_t *buf, size_t len, size_t p) {
+  for (size_t back = 1; back <= 3 && back <= p; back++) {
+    uint8_t b = buf[p - back];
+    if ((b & 0xC0) != 0x80) {
+      /* b starts the only character that could cover p */
+      int32_t cp;
+      bool trunc;
+      size_t avail = len - (p - back);
+      size_t k = wc_utf8_decode(buf + p - back, avail < 4 ? avail : 4, &cp,
+                                &trunc);
+      return k > back;
+    }
+  }
+  return false;
+}

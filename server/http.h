@@ -24,7 +24,9 @@ typedef struct {
   int started;   /* a byte of this request was seen */
   int in_body;   /* headers complete, message not complete */
   int has_body;  /* Content-Length > 0 or chunked */
-  int early;     /* answered before its body was read: close */
+  int early;     /* close after the answer */
+  int unread;    /* answered before the request was read: linger */
+  int timed_out;
   int method;
   uint8_t major, minor;
   char *url;

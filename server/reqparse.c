@@ -292,6 +292,8 @@ static int parse_urlencoded(wc_countspec_t *s, const char *in, size_t len,
 out:
   free(scratch);
   return rc;
+}
+
 int wc_reqparse_query(wc_countspec_t *s, const char *q, size_t len,
                       const wc_reqlimits_t *lim, wc_error_t *e) {
   return parse_urlencoded(s, q, len, 0, lim, e);

@@ -315,7 +315,9 @@ static void test_word_mode_invalid_needles(void **state) {
       E1("\xc3\xa9", I | W, "\xc3", 1),
       E1("\xc3\x89", I | W, "\xc3", 1),
       E1("\xc3\x89\xc3\xa9", W, "\xc3", 1),
-      E1("\xe2\x84\xaa", I | W, "\xe2", 1), /* the Kelvin sign's own bytes */
+      /* With -i the text is folded first: the Kelvin sign is "k" then, and
+       * grep (which gives 1 here) differs; see the README. */
+      E1("\xe2\x84\xaa", I | W, "\xe2", 0),
       E1("\xe2\x84\xaa", W, "\xe2", 1),
   };
   int bad = 0;

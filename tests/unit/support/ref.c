@@ -90,33 +90,13 @@ static uint64_t count_words(const unsigned char *line, size_t m,
   return c;
 }
 
-/* 1 when s[0..k) is a UTF-8 lead byte followed by fewer continuation bytes
- * than it announces, and nothing else. */
-static int incomplete_tail(const unsigned char *s, size_t k) {
-  size_t need;
-  if (s[0] >= 0xC2 && s[0] <= 0xDF)
-    need = 2;
-  else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-    need = 3;
-  else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-    need = 4;
-  else
-    return 0;
-  if (k >= need)
-    return 0;
-  for (size_t i = 1; i < k; i++)
-    if ((s[i] & 0xC0) != 0x80)
-      return 0;
-  return 1;
-}
 
 /*
  * Whole-word mode on one line. starts[] lists the byte offset of every
  * token of the line plus m at the end; toks[] the (unfolded) tokens.
  */
 static uint64_t count_boundary(const unsigned char *line, size_t m,
-                               const unsigned char *nd, size_t nlen,
-                               int fold) {
+                               const unsigned char *nd, size_t nlen) {
   size_t *starts = malloc((m + 1) * sizeof *starts);
   int32_t *toks = malloc((m + 1) * sizeof *toks);
   if (starts == NULL || toks == NULL)
@@ -135,34 +115,9 @@ static uint64_t count_boundary(const unsigned char *line, size_t m,
     size_t i = starts[t];
     size_t end = 0;
     int found = 0;
-    if (!fold) {
-      if (m - i >= nlen && memcmp(line + i, nd, nlen) == 0) {
-        found = 1;
-        end = i + nlen;
-      }
-    } else {
-      size_t j = 0, u = t;
-      while (j < nlen && u < nt) {
-        int32_t tn;
-        if (incomplete_tail(nd + j, nlen - j)) {
-          /* grep -i compares a truncated sequence at the end of the
-           * needle with the bytes of the text, like without -i. */
-          size_t k = nlen - j;
-          if (m - starts[u] >= k && memcmp(line + starts[u], nd + j, k) == 0) {
-            found = 1;
-            end = starts[u] + k;
-          }
-          break;
-        }
-        j += token_at(nd, nlen, j, &tn);
-        if (fold_token(tn) != fold_token(toks[u]))
-          break;
-        u++;
-        if (j == nlen) {
-          found = 1;
-          end = starts[u];
-        }
-      }
+    if (m - i >= nlen && memcmp(line + i, nd, nlen) == 0) {
+      found = 1;
+      end = i + nlen;
     }
     if (found) {
       int before_ok = t == 0 || !token_is_word(toks[t - 1]);
@@ -186,6 +141,40 @@ static uint64_t count_boundary(const unsigned char *line, size_t m,
   return c;
 }
 
+/* The bytes of s with every character replaced by its simple case
+ * folding; invalid bytes stay as they are. The caller frees the result. */
+static unsigned char *fold_bytes(const unsigned char *s, size_t len,
+                                 size_t *out_len) {
+  unsigned char *out = malloc(4 * len + 1);
+  if (out == NULL)
+    abort();
+  size_t o = 0;
+  for (size_t i = 0; i < len;) {
+    int32_t tok;
+    i += token_at(s, len, i, &tok);
+    if (tok >= RAW_BASE)
+      out[o++] = (unsigned char)(tok - RAW_BASE);
+    else
+      o += (size_t)utf8proc_encode_char(wc_simple_fold(tok), out + o);
+  }
+  *out_len = o;
+  return out;
+}
+
+/* Word mode with ignore case: the library folds text and needle, then
+ * applies the word rule to the folded bytes. (grep -i differs only for
+ * needles that are not valid UTF-8; see the README.) */
+static uint64_t count_boundary_folded(const unsigned char *line, size_t m,
+                                      const unsigned char *nd, size_t nlen) {
+  size_t fm, fn;
+  unsigned char *fl = fold_bytes(line, m, &fm);
+  unsigned char *fnd = fold_bytes(nd, nlen, &fn);
+  uint64_t c = count_boundary(fl, fm, fnd, fn);
+  free(fl);
+  free(fnd);
+  return c;
+}
+
 uint64_t ref_count_one(const void *needle, size_t nlen, unsigned flags,
                        const void *text, size_t len) {
   const unsigned char *nd = needle, *s = text;
@@ -201,8 +190,10 @@ uint64_t ref_count_one(const void *needle, size_t nlen, unsigned flags,
     size_t m = stop - start;
     if (nl != NULL && m > 0 && s[stop - 1] == '\r')
       m--;
-    if (flags & WC_BOUNDARY_WORD)
-      c += count_boundary(s + start, m, nd, nlen, fold);
+    if ((flags & WC_BOUNDARY_WORD) && fold)
+      c += count_boundary_folded(s + start, m, nd, nlen);
+    else if (flags & WC_BOUNDARY_WORD)
+      c += count_boundary(s + start, m, nd, nlen);
     else
       c += count_words(s + start, m, nd, nlen, fold);
     start = stop + 1;

@@ -1,0 +1,632 @@
+/*
+ * http.c - HTTP/1.x for one connection, on llhttp.
+ *
+ * DESIGN
+ * - One request in flight per connection (h2o's model): on_message_complete
+ *   sets WC_PAUSE_REQUEST and returns HPE_PAUSED, so llhttp stops right after
+ *   the message; the bytes after it (pipelined requests) stay with the
+ *   connection until the response is queued, then parsing resumes. Responses
+ *   are therefore in order, and the responses of pipelined requests answered
+ *   in one event are collected into one write.
+ * - Raw bodies are handed to job.c as they arrive; when a request has enough
+ *   blocks in flight, on_body returns HPE_PAUSED and reading stops
+ *   (back-pressure).
+ * - Strictness that llhttp 8.1.0 lacks is checked here: a scanner runs over
+ *   the header section before llhttp sees it (obs-fold, CR or LF that is not
+ *   part of a CRLF, the size limit -> 431), and on_headers_complete checks
+ *   framing (CL+TE, duplicate CL, TE other than chunked, TE on 1.0, Host).
+ * - Errors found before the body is read are answered at once, with
+ *   Connection: close, followed by a lingering close (conn.c).
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conn.h"
+#include "log.h"
+
+enum { SC_START, SC_LINE, SC_CR, SC_LINESTART, SC_END_CR, SC_DONE };
+enum { H_OTHER, H_HOST, H_CL, H_TE, H_EXPECT, H_CTYPE };
+
+static wc_conn_t *conn_of(llhttp_t *p) {
+  wc_http_t *h = container_of(p, wc_http_t, parser);
+  return container_of(h, wc_conn_t, http);
+}
+
+static void respond(wc_conn_t *c, int status, const char *extra,
+                    const char *body, size_t len);
+static void respond_error(wc_conn_t *c, const wc_error_t *e);
+
+/* Fails the current request inside a parser callback. */
+static int cb_fail(wc_conn_t *c, wc_err_t kind, const char *msg) {
+  wc_error_t e;
+  wc_errors_set(&e, kind, msg != NULL ? "%s" : NULL, msg);
+  wc_http_early_error(c, &e);
+  return HPE_USER;
+}
+
+static int on_message_begin(llhttp_t *p) {
+  wc_conn_t *c = conn_of(p);
+  c->http.start_ns = uv_hrtime();
+  c->http.started = 1;
+  return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len) {
+  wc_http_t *h = &conn_of(p)->http;
+  if (h->url_len + len > h->url_cap) {
+    size_t ncap = h->url_cap ? h->url_cap : 256;
+    char *n;
+    while (ncap < h->url_len + len)
+      ncap *= 2;
+    n = realloc(h->url, ncap);
+    if (n == NULL)
+      return cb_fail(conn_of(p), WC_E_NO_MEMORY, NULL);
+    h->url = n;
+    h->url_cap = ncap;
+  }
+  memcpy(h->url + h->url_len, at, len);
+  h->url_len += len;
+  return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
+  wc_http_t *h = &conn_of(p)->http;
+  if (h->field_len + len > sizeof h->field) {
+    h->field_long = 1;
+    return 0;
+  }
+  memcpy(h->field + h->field_len, at, len);
+  h->field_len += len;
+  return 0;
+}
+
+static int field_is(const wc_http_t *h, const char *name) {
+  return !h->field_long && strlen(name) == h->field_len &&
+         strncasecmp(h->field, name, h->field_len) == 0;
+}
+
+static int on_header_field_complete(llhttp_t *p) {
+  wc_http_t *h = &conn_of(p)->http;
+  h->hdr = field_is(h, "host")                ? H_HOST
+           : field_is(h, "content-length")    ? H_CL
+           : field_is(h, "transfer-encoding") ? H_TE
+           : field_is(h, "expect")            ? H_EXPECT
+           : field_is(h, "content-type")      ? H_CTYPE
+                                              : H_OTHER;
+  h->field_len = 0;
+  h->field_long = 0;
+  h->value_len = 0;
+  h->value_long = 0;
+  return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
+  wc_http_t *h = &conn_of(p)->http;
+  if (h->hdr == H_OTHER)
+    return 0;
+  if (h->value_len + len > sizeof h->value) {
+    h->value_long = 1;
+    return 0;
+  }
+  memcpy(h->value + h->value_len, at, len);
+  h->value_len += len;
+  return 0;
+}
+
+static int value_is(const wc_http_t *h, const char *s) {
+  size_t b = 0, e = h->value_len;
+  while (b < e && (h->value[b] == ' ' || h->value[b] == '\t'))
+    b++;
+  while (e > b && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
+    e--;
+  return !h->value_long && strlen(s) == e - b &&
+         strncasecmp(h->value + b, s, e - b) == 0;
+}
+
+static int on_header_value_complete(llhttp_t *p) {
+  wc_http_t *h = &conn_of(p)->http;
+  switch (h->hdr) {
+  case H_HOST:
+    h->n_host++;
+    break;
+  case H_CL:
+    h->n_cl++;
+    break;
+  case H_TE:
+    h->n_te++;
+    h->te_chunked = value_is(h, "chunked");
+    break;
+  case H_EXPECT:
+    h->n_expect++;
+    h->expect_continue = value_is(h, "100-continue");
+    break;
+  case H_CTYPE:
+    h->n_ctype++;
+    h->ctype_len = h->value_len < sizeof h->ctype ? h->value_len : 0;
+    memcpy(h->ctype, h->value, h->ctype_len);
+    break;
+  }
+  h->hdr = H_OTHER;
+  return 0;
+}
+
+/* Decides what to do with a request once its headers are complete. */
+static int on_headers_complete(llhttp_t *p) {
+  wc_conn_t *c = conn_of(p);
+  wc_http_t *h = &c->http;
+  const wc_config_t *cfg = c->srv->cfg;
+  int chunked = (p->flags & F_CHUNKED) != 0;
+  uint64_t cl = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
+  wc_error_t *err = &h->pending_err;
+  size_t path_len;
+  const char *q;
+
+  h->method = p->method;
+  h->major = p->http_major;
+  h->minor = p->http_minor;
+  if (h->major != 1)
+    return cb_fail(c, WC_E_VERSION, NULL);
+  if (h->n_cl > 1)
+    return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Content-Length header");
+  if (h->n_cl > 0 && h->n_te > 0)
+    return cb_fail(c, WC_E_BAD_REQUEST,
+                   "Content-Length and Transfer-Encoding together");
+  if (h->n_te > 1 || (h->n_te == 1 && !h->te_chunked))
+    return cb_fail(c, WC_E_BAD_REQUEST,
+                   "Transfer-Encoding must be exactly \"chunked\"");
+  if (h->n_te > 0 && h->minor == 0)
+    return cb_fail(c, WC_E_BAD_REQUEST, "Transfer-Encoding on HTTP/1.0");
+  if (h->minor >= 1 && h->n_host == 0)
+    return cb_fail(c, WC_E_BAD_REQUEST, "HTTP/1.1 requires a Host header");
+  if (h->n_host > 1)
+    return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Host header");
+  if (h->url_len == 0 || (h->url[0] != '/' && h->url[0] != '*'))
+    return cb_fail(c, WC_E_BAD_REQUEST,
+                   "the request target must be a path like /count");
+  if (p->upgrade)
+    h->early = 1; /* no protocol switch: answer, then close */
+
+  h->has_body = chunked || cl > 0;
+  wc_router_match(h->url, h->url_len, h->method, &h->route);
+  h->body_limit = cfg->limits.max_json_body_bytes;
+  if (h->route.action == WC_ACT_COUNT) {
+    wc_count_t *ct = &h->count;
+    wc_reqlimits_t lim = {cfg->limits.max_needles,
+                          cfg->limits.max_needle_bytes};
+    q = memchr(h->url, '?', h->url_len);
+    path_len = q != NULL ? (size_t)(q - h->url) : h->url_len;
+    if (q != NULL && wc_reqparse_query(&ct->spec, q + 1,
+                                       h->url_len - path_len - 1, &lim,
+                                       err) < 0) {
+      /* err is set */
+    } else if (ct->spec.n > 0) {
+      ct->body_type = WC_BODY_RAW;
+      h->body_limit = cfg->limits.max_body_bytes;
+    } else {
+      ct->body_type = wc_reqparse_body_type(h->ctype, h->ctype_len);
+      if (ct->body_type == WC_BODY_RAW)
+        wc_errors_set(err, WC_E_MISSING_NEEDLE,
+                      "no needle: for a raw body put needle=WORD in the "
+                      "query; or send Content-Type application/json or "
+                      "application/x-www-form-urlencoded");
+    }
+  } else if (h->route.action == WC_ACT_ERROR) {
+    wc_errors_set(err, h->route.err, NULL);
+  }
+  if (cl > h->body_limit) {
+    wc_error_t e;
+    wc_errors_set(&e, WC_E_TOO_LARGE,
+                  "the body has %" PRIu64 " bytes; the limit is %" PRIu64
+                  " (limits.%s)",
+                  cl, h->body_limit,
+                  h->route.action == WC_ACT_COUNT &&
+                          h->count.body_type == WC_BODY_RAW
+                      ? "max_body_bytes"
+                      : "max_json_body_bytes");
+    wc_http_early_error(c, &e);
+    return HPE_USER;
+  }
+  if (err->kind == WC_E_NONE && h->n_expect > 0 && !h->expect_continue)
+    wc_errors_set(err, WC_E_EXPECT, NULL);
+  if (err->kind == WC_E_NONE && h->route.action == WC_ACT_COUNT &&
+      h->count.body_type == WC_BODY_RAW) {
+    int rc = wc_job_begin_raw(c);
+    if (rc < 0 && h->count.err.kind != WC_E_NONE)
+      *err = h->count.err;
+  }
+  if (err->kind != WC_E_NONE && (h->has_body || h->n_expect > 0)) {
+    /* Known bad before the body: answer now instead of reading it. */
+    wc_error_t e = *err;
+    wc_http_early_error(c, &e);
+    return HPE_USER;
+  }
+  if (h->expect_continue && h->has_body && h->minor >= 1) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    if (wc_conn_send(c, cont, sizeof cont - 1) < 0)
+      return cb_fail(c, WC_E_NO_MEMORY, NULL);
+  }
+  h->in_body = 1;
+  wc_conn_timer(c, h->has_body ? WC_TIMER_BODY : WC_TIMER_NONE);
+  return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len) {
+  wc_conn_t *c = conn_of(p);
+  wc_http_t *h = &c->http;
+  h->body_bytes += len;
+  if (h->body_bytes > h->body_limit) {
+    wc_error_t e;
+    wc_errors_set(&e, WC_E_TOO_LARGE,
+                  "the body is over %" PRIu64 " bytes (limits.%s)",
+                  h->body_limit,
+                  h->route.action == WC_ACT_COUNT &&
+                          h->count.body_type == WC_BODY_RAW
+                      ? "max_body_bytes"
+                      : "max_json_body_bytes");
+    wc_http_early_error(c, &e);
+    return HPE_USER;
+  }
+  wc_conn_timer(c, WC_TIMER_BODY);
+  if (h->route.action == WC_ACT_COUNT && h->pending_err.kind == WC_E_NONE) {
+    int rc = wc_job_data(c, at, len);
+    if (rc < 0)
+      return cb_fail(c, WC_E_NO_MEMORY, NULL);
+    if (rc > 0)
+      return HPE_PAUSED;
+  }
+  return 0;
+}
+
+static int on_message_complete(llhttp_t *p) {
+  wc_conn_t *c = conn_of(p);
+  wc_http_t *h = &c->http;
+  const char *body = NULL;
+  int status;
+  h->in_body = 0;
+  if (!llhttp_should_keep_alive(p))
+    h->early = 1; /* not an error: just close after the answer */
+  c->pause |= WC_PAUSE_REQUEST;
+  wc_conn_timer(c, WC_TIMER_NONE);
+  if (h->pending_err.kind != WC_E_NONE) {
+    respond_error(c, &h->pending_err);
+    return HPE_PAUSED;
+  }
+  switch (h->route.action) {
+  case WC_ACT_COUNT:
+    if (wc_job_end(c) < 0) {
+      wc_error_t e;
+      wc_errors_set(&e, WC_E_NO_MEMORY, NULL);
+      respond_error(c, &e);
+    }
+    break;
+  case WC_ACT_READY:
+    status = wc_router_simple(&h->route, c->srv->draining, &body);
+    if (body == NULL) {
+      wc_error_t e;
+      wc_errors_set(&e, WC_E_DRAINING, NULL);
+      respond_error(c, &e);
+      break;
+    }
+    respond(c, status, NULL, body, strlen(body));
+    break;
+  case WC_ACT_HEALTH:
+    status = wc_router_simple(&h->route, c->srv->draining, &body);
+    respond(c, status, NULL, body, strlen(body));
+    break;
+  case WC_ACT_OPTIONS: {
+    char allow[96];
+    snprintf(allow, sizeof allow, "Allow: %s\r\n", h->route.allow);
+    respond(c, 204, allow, NULL, 0);
+    break;
+  }
+  case WC_ACT_ERROR:
+    respond_error(c, &h->pending_err);
+    break;
+  }
+  return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+
+void wc_http_init(wc_conn_t *c) {
+  wc_http_t *h = &c->http;
+  static int ready;
+  if (!ready) {
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = on_message_begin;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_field_complete = on_header_field_complete;
+    settings.on_header_value = on_header_value;
+    settings.on_header_value_complete = on_header_value_complete;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    ready = 1;
+  }
+  memset(h, 0, sizeof *h);
+  llhttp_init(&h->parser, HTTP_REQUEST, &settings);
+  wc_job_init(&h->count);
+  h->scan_state = SC_START;
+}
+
+/* Forgets the answered request; keeps the parser and the URL buffer. */
+static void request_reset(wc_conn_t *c) {
+  wc_http_t *h = &c->http;
+  char *url = h->url;
+  size_t url_cap = h->url_cap;
+  llhttp_t parser = h->parser;
+  wc_job_reset(c);
+  memset(h, 0, sizeof *h);
+  h->parser = parser;
+  h->url = url;
+  h->url_cap = url_cap;
+  wc_job_init(&h->count);
+  h->scan_state = SC_START;
+}
+
+void wc_http_free(wc_conn_t *c) {
+  wc_job_reset(c);
+  free(c->http.url);
+  c->http.url = NULL;
+}
+
+int wc_http_busy(const wc_conn_t *c) { return c->http.started; }
+
+/*
+ * The header-section scanner. Returns 0, or -1 after answering an error.
+ * Stops (SC_DONE) at the empty line that ends the headers; the parser is
+ * reset to SC_START when a request is answered.
+ */
+static int scan(wc_conn_t *c, const char *p, size_t n) {
+  wc_http_t *h = &c->http;
+  size_t max = c->srv->cfg->limits.max_header_bytes;
+  const char *why = NULL;
+  for (size_t i = 0; i < n && h->scan_state != SC_DONE; i++) {
+    char ch = p[i];
+    if (h->scan_state == SC_START) {
+      if (ch == '\r' || ch == '\n')
+        continue; /* empty lines before a request are ignored */
+      h->scan_state = SC_LINE;
+      h->started = 1;
+      wc_conn_timer(c, WC_TIMER_HEADERS);
+    }
+    if (++h->header_bytes > max) {
+      wc_error_t e;
+      wc_errors_set(&e, WC_E_HEADERS_TOO_LARGE,
+                    "the request line and headers are over %zu bytes "
+                    "(limits.max_header_bytes)",
+                    max);
+      wc_http_early_error(c, &e);
+      return -1;
+    }
+    switch (h->scan_state) {
+    case SC_LINE:
+      if (ch == '\r')
+        h->scan_state = SC_CR;
+      else if (ch == '\n')
+        why = "a line ends with LF without CR";
+      break;
+    case SC_CR:
+      if (ch == '\n')
+        h->scan_state = SC_LINESTART;
+      else
+        why = "a CR not followed by LF";
+      break;
+    case SC_LINESTART:
+      if (ch == '\r')
+        h->scan_state = SC_END_CR;
+      else if (ch == ' ' || ch == '\t')
+        why = "obsolete line folding (a header line starting with a space "
+              "or tab)";
+      else if (ch == '\n')
+        why = "a line ends with LF without CR";
+      else
+        h->scan_state = SC_LINE;
+      break;
+    case SC_END_CR:
+      if (ch == '\n')
+        h->scan_state = SC_DONE;
+      else
+        why = "a CR not followed by LF";
+      break;
+    }
+    if (why != NULL) {
+      wc_error_t e;
+      wc_errors_set(&e, WC_E_BAD_REQUEST, "malformed request: %s", why);
+      wc_http_early_error(c, &e);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void protocol_error(wc_conn_t *c, llhttp_errno_t err) {
+  wc_error_t e;
+  if (err == HPE_INVALID_VERSION)
+    wc_errors_set(&e, WC_E_VERSION, NULL);
+  else
+    wc_errors_set(&e, WC_E_BAD_REQUEST, "malformed request: %s",
+                  llhttp_get_error_reason(&c->http.parser) != NULL
+                      ? llhttp_get_error_reason(&c->http.parser)
+                      : llhttp_errno_name(err));
+  wc_http_early_error(c, &e);
+}
+
+int wc_http_feed(wc_conn_t *c, const char *data, size_t len,
+                 size_t *consumed) {
+  wc_http_t *h = &c->http;
+  size_t off = 0;
+  while (off < len) {
+    llhttp_errno_t err;
+    if (c->closing || c->want_close) {
+      *consumed = len;
+      return -1;
+    }
+    if (c->pause != 0)
+      break;
+    if (h->scan_state != SC_DONE && scan(c, data + off, len - off) < 0) {
+      *consumed = len;
+      return -1;
+    }
+    err = llhttp_execute(&h->parser, data + off, len - off);
+    if (err == HPE_OK) {
+      off = len;
+      break;
+    }
+    if (err == HPE_PAUSED) {
+      off = (size_t)(llhttp_get_error_pos(&h->parser) - data);
+      llhttp_resume(&h->parser);
+      continue;
+    }
+    if (err != HPE_USER && err != HPE_PAUSED_UPGRADE && !c->want_close &&
+        !c->closing)
+      protocol_error(c, err);
+    *consumed = len;
+    return -1;
+  }
+  *consumed = off;
+  return 0;
+}
+
+static const char *reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 413: return "Content Too Large";
+  case 417: return "Expectation Failed";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  case 505: return "HTTP Version Not Supported";
+  default: return "Unknown";
+  }
+}
+
+/* Queues the response of the current request and ends the request. */
+static void respond(wc_conn_t *c, int status, const char *extra,
+                    const char *body, size_t len) {
+  wc_http_t *h = &c->http;
+  wc_server_t *srv = c->srv;
+  int close = h->early || srv->draining || c->eof;
+  int head = h->method == HTTP_HEAD;
+  char hdr[512];
+  int n;
+  double ms;
+  if (status == 204)
+    n = snprintf(hdr, sizeof hdr, "HTTP/1.1 204 No Content\r\n%.*s%s%s\r\n",
+                 (int)srv->date_len, srv->date, extra ? extra : "",
+                 close ? "Connection: close\r\n" : "");
+  else
+    n = snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 %d %s\r\n%.*sContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\n%s%s\r\n",
+                 status, reason(status), (int)srv->date_len, srv->date, len,
+                 extra ? extra : "",
+                 close                ? "Connection: close\r\n"
+                 : h->minor == 0 ? "Connection: keep-alive\r\n"
+                                      : "");
+  if (n < 0 || (size_t)n >= sizeof hdr || wc_conn_send(c, hdr, (size_t)n) < 0 ||
+      (!head && status != 204 && len > 0 && wc_conn_send(c, body, len) < 0)) {
+    wc_log(WC_LOG_WARN, "out of memory queueing a response");
+    wc_conn_close(c);
+    return;
+  }
+  h->bytes_out = (size_t)n + (head ? 0 : len);
+  ms = h->start_ns ? (double)(uv_hrtime() - h->start_ns) / 1e6 : 0.0;
+  wc_log_access(c->peer, h->url_len ? llhttp_method_name(h->method) : "-",
+                h->url ? h->url : "", h->url_len, status, h->body_bytes,
+                h->bytes_out, ms);
+  if (close) {
+    /* After an early answer the body may still be coming: linger. Jobs may
+     * still run, so the request state stays until conn_free. */
+    wc_conn_close_after_write(c, h->unread && !h->timed_out);
+    return;
+  }
+  request_reset(c);
+  wc_conn_timer(c, WC_TIMER_IDLE);
+  wc_conn_resume(c, WC_PAUSE_REQUEST);
+}
+
+static void respond_error(wc_conn_t *c, const wc_error_t *e) {
+  char body[512];
+  char extra[96] = "";
+  size_t len = wc_errors_body(e, body, sizeof body);
+  if (e->kind == WC_E_METHOD && c->http.route.allow != NULL)
+    snprintf(extra, sizeof extra, "Allow: %s\r\n", c->http.route.allow);
+  respond(c, wc_errors_status(e->kind), extra, body, len);
+}
+
+void wc_http_early_error(wc_conn_t *c, const wc_error_t *e) {
+  if (c->closing || c->want_close)
+    return;
+  c->http.early = 1;
+  c->http.unread = 1;
+  c->pause |= WC_PAUSE_REQUEST;
+  respond_error(c, e);
+}
+
+void wc_http_timeout(wc_conn_t *c) {
+  wc_error_t e;
+  wc_errors_set(&e, WC_E_TIMEOUT, c->http.in_body
+                                      ? "no body bytes arrived in time "
+                                        "(timeouts_ms.body)"
+                                      : "the headers did not arrive in time "
+                                        "(timeouts_ms.header)");
+  /* No lingering for a client that is too slow: close once written. */
+  c->http.early = 1;
+  c->http.timed_out = 1;
+  c->pause |= WC_PAUSE_REQUEST;
+  respond_error(c, &e);
+  wc_conn_flush(c);
+}
+
+void wc_http_count_done(wc_conn_t *c) {
+  wc_http_t *h = &c->http;
+  wc_count_t *ct = &h->count;
+  size_t cap = 96, pos = 0, n = ct->spec.n;
+  char *out;
+  int w;
+  if (ct->err.kind != WC_E_NONE) {
+    respond_error(c, &ct->err);
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    cap += ct->spec.lens[i] * 6 + 32;
+  out = malloc(cap);
+  if (out == NULL) {
+    wc_error_t e;
+    wc_errors_set(&e, WC_E_NO_MEMORY, NULL);
+    respond_error(c, &e);
+    return;
+  }
+  if (n == 1)
+    w = snprintf(out, cap, "{\"count\":%" PRIu64 ",\"counts\":{",
+                 ct->counts[0]);
+  else
+    w = snprintf(out, cap, "{\"counts\":{");
+  pos = (size_t)w;
+  for (size_t i = 0; i < n; i++) {
+    out[pos++] = i ? ',' : '"';
+    if (i)
+      out[pos++] = '"';
+    wc_errors_json_escape(out, cap, &pos, ct->spec.needles[i],
+                          ct->spec.lens[i]);
+    pos += (size_t)snprintf(out + pos, cap - pos, "\":%" PRIu64,
+                            ct->counts[i]);
+  }
+  pos += (size_t)snprintf(out + pos, cap - pos, "},\"bytes\":%" PRIu64 "}",
+                          ct->bytes);
+  respond(c, 200, NULL, out, pos);
+  free(out);
+}

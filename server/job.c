@@ -1,0 +1,518 @@
+/*
+ * job.c - counting in libuv's worker pool.
+ *
+ * DESIGN
+ * - Raw bodies stream into blocks of WC_BLOCK_SIZE. A full block is cut at
+ *   the last word boundary (wc_prev_cut, searched in its last CUT_WINDOW
+ *   bytes so that the loop does bounded work), the part before the cut is
+ *   counted by one job with wc_count, and the rest is carried into the next
+ *   block. Up to max_inflight blocks of one request are counted at once
+ *   (workers, or 1 for mode=sequential); when the next block is full and the
+ *   limit is reached, the connection stops reading (WC_PAUSE_JOBS) until a
+ *   block finishes. Counting slices cut at word boundaries and summing gives
+ *   the count of the whole text (see wc_split in wordcount.h).
+ * - A block with no separator in its window switches the request to a
+ *   wc_stream: from then on blocks are fed to it in order, one job at a time,
+ *   and the last job finishes it.
+ * - JSON and form bodies are buffered (up to max_json_body_bytes), then one
+ *   job parses them, validates the needles, builds the needle set and either
+ *   counts the text itself or, for a large text (parallel.min_bytes, or
+ *   mode=parallel), splits it with wc_split; the loop then queues one job
+ *   per slice. Counts are summed on the loop thread.
+ * - The loop thread never parses a body or counts: it copies bytes, cuts
+ *   blocks, queues jobs and sums results.
+ *
+ * LIFETIME (see also conn.c)
+ * - A job holds a reference on its connection from uv_queue_work until the
+ *   end of on_after_work, which libuv always runs (UV_ECANCELED when
+ *   uv_cancel removed it before it started).
+ * - What a worker reads or writes is either moved into the job (a block, the
+ *   body buffer, the job's counts array) or shared read-only (the needle
+ *   set, the parsed text for slices). The shared things belong to the
+ *   request, which is reset only when no job is in flight, and to the
+ *   connection, which is freed only when its references reach zero. The
+ *   parse job also fills the request's spec: the loop does not touch the
+ *   spec while a parse job is in flight.
+ * - A wc_stream_t is used by one job at a time (stream jobs are queued one
+ *   after the other).
+ * - If the connection is closing, or was answered early, on_after_work drops
+ *   the result and frees what the job owns.
+ */
+#include "job.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "conn.h"
+#include "log.h"
+
+/* Where a full block is cut: within its last CUT_WINDOW bytes. */
+#define CUT_WINDOW (64 * 1024)
+/* A block has room for one more read past WC_BLOCK_SIZE. */
+#define BLOCK_CAP (WC_BLOCK_SIZE + WC_READ_BUF_SIZE)
+
+typedef enum { JOB_BLOCK, JOB_STREAM, JOB_PARSE, JOB_SLICE } job_kind_t;
+
+typedef struct {
+  uv_work_t work;
+  wc_link_t link; /* in ct->jobs */
+  wc_conn_t *conn;
+  job_kind_t kind;
+  const wc_needles_t *set; /* shared, read-only */
+  wc_stream_t *stream;     /* JOB_STREAM: this job is its only user */
+  int finish;              /* JOB_STREAM: the text ends here */
+  char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
+  size_t len;
+  const char *text; /* JOB_SLICE: into spec.text, shared, read-only */
+  uint64_t held;    /* budget bytes released when done */
+  size_t n;
+  uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
+  int rc;
+  /* JOB_PARSE */
+  wc_countspec_t *spec;
+  int body_type;
+  wc_reqlimits_t lim;
+  unsigned workers;
+  uint64_t min_bytes;
+  wc_needles_t *out_set;
+  size_t *cuts;
+  size_t ncuts;
+  wc_error_t err;
+} job_t;
+
+static void job_free(job_t *j) {
+  free(j->data);
+  free(j->counts);
+  free(j->cuts);
+  wc_needles_free(j->out_set);
+  free(j);
+}
+
+static job_t *job_new(wc_conn_t *c, job_kind_t kind, size_t n) {
+  job_t *j = calloc(1, sizeof *j);
+  if (j == NULL)
+    return NULL;
+  j->conn = c;
+  j->kind = kind;
+  j->n = n;
+  wc_list_init(&j->link);
+  if (n > 0) {
+    j->counts = calloc(n, sizeof *j->counts);
+    if (j->counts == NULL) {
+      free(j);
+      return NULL;
+    }
+  }
+  return j;
+}
+
+/* Worker thread: sees only the job. */
+static void parse_work(job_t *j) {
+  wc_countspec_t *s = j->spec;
+  size_t idx = 0;
+  int rc;
+  rc = j->body_type == WC_BODY_JSON
+           ? wc_reqparse_json(s, j->data, j->len, &j->lim, &j->err)
+           : wc_reqparse_form(s, j->data, j->len, &j->lim, &j->err);
+  free(j->data); /* the body is not needed any more */
+  j->data = NULL;
+  if (rc < 0)
+    goto fail;
+  rc = wc_reqparse_finish(s, j->body_type, &j->err);
+  if (rc < 0)
+    goto fail;
+  rc = wc_needles_new(&j->out_set, (const char *const *)s->needles, s->lens,
+                      s->n, s->flags, &idx);
+  if (rc < 0) {
+    wc_errors_set(&j->err, wc_errors_from_errno(rc), NULL);
+    goto fail;
+  }
+  j->n = s->n;
+  j->counts = calloc(s->n, sizeof *j->counts);
+  if (j->counts == NULL) {
+    rc = -ENOMEM;
+    wc_errors_set(&j->err, WC_E_NO_MEMORY, NULL);
+    goto fail;
+  }
+  if (s->mode == WC_MODE_PARALLEL ||
+      (s->mode == WC_MODE_AUTO && s->text_len >= j->min_bytes)) {
+    size_t k = j->workers > 1 ? j->workers : 2;
+    j->cuts = malloc((k + 1) * sizeof *j->cuts);
+    if (j->cuts != NULL) {
+      j->ncuts = wc_split(s->text, s->text_len, k, j->cuts);
+      if (j->ncuts > 1)
+        return; /* the loop queues one job per slice */
+    }
+  }
+  rc = wc_count(j->out_set, s->text, s->text_len, j->counts);
+  if (rc < 0) {
+    wc_errors_set(&j->err, WC_E_NO_MEMORY, NULL);
+    goto fail;
+  }
+  j->ncuts = 0;
+  return;
+fail:
+  if (j->err.kind == WC_E_NONE)
+    wc_errors_set(&j->err, wc_errors_from_errno(rc), NULL);
+  j->rc = rc;
+}
+
+static void on_work(uv_work_t *w) {
+  job_t *j = container_of(w, job_t, work);
+  switch (j->kind) {
+  case JOB_BLOCK:
+    j->rc = wc_count(j->set, j->data, j->len, j->counts);
+    break;
+  case JOB_SLICE:
+    j->rc = wc_count(j->set, j->text, j->len, j->counts);
+    break;
+  case JOB_STREAM:
+    j->rc = j->len > 0 ? wc_stream_feed(j->stream, j->data, j->len) : 0;
+    if (j->rc == 0 && j->finish)
+      j->rc = wc_stream_finish(j->stream, j->counts);
+    break;
+  case JOB_PARSE:
+    parse_work(j);
+    break;
+  }
+}
+
+static void on_after_work(uv_work_t *w, int status);
+
+/* Queues j. On failure j is not queued and still belongs to the caller. */
+static int queue(wc_conn_t *c, job_t *j) {
+  wc_count_t *ct = &c->http.count;
+  int rc = uv_queue_work(c->srv->loop, &j->work, on_work, on_after_work);
+  if (rc < 0)
+    return rc;
+  wc_conn_ref(c);
+  ct->inflight++;
+  wc_list_push(&ct->jobs, &j->link);
+  wc_server_budget_take(c->srv, 0, 1);
+  return 0;
+}
+
+static void fail(wc_count_t *ct, wc_err_t kind) {
+  if (ct->err.kind == WC_E_NONE)
+    wc_errors_set(&ct->err, kind, NULL);
+}
+
+static char *block_alloc(wc_conn_t *c) {
+  char *b = malloc(BLOCK_CAP);
+  if (b != NULL) {
+    c->http.count.held += BLOCK_CAP;
+    wc_server_budget_take(c->srv, BLOCK_CAP, 0);
+  }
+  return b;
+}
+
+/*
+ * Queues the filled block(s) of a raw body, the last one when the body is
+ * complete. Returns 0 (maybe nothing could be queued yet) or -ENOMEM.
+ */
+static int dispatch(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  for (;;) {
+    int final = ct->body_done;
+    size_t cut, rest;
+    char *next = NULL;
+    job_t *j;
+    if (ct->final_sent || ct->err.kind != WC_E_NONE)
+      return 0;
+    if (!final && ct->block_len < WC_BLOCK_SIZE)
+      return 0;
+    if (ct->stream_mode) {
+      if (ct->inflight > 0)
+        return 0; /* in order, one at a time */
+      j = job_new(c, JOB_STREAM, final ? ct->spec.n : 0);
+      if (j == NULL)
+        return -ENOMEM;
+      j->stream = ct->stream;
+      j->finish = final;
+      j->data = ct->block;
+      j->len = ct->block_len;
+      j->held = ct->block != NULL ? BLOCK_CAP : 0;
+      if (queue(c, j) < 0) {
+        j->data = NULL;
+        job_free(j);
+        return -ENOMEM;
+      }
+      ct->held -= j->held;
+      ct->block = NULL;
+      ct->block_len = 0;
+      ct->final_sent = final;
+      return 0;
+    }
+    if (ct->inflight >= ct->max_inflight)
+      return 0;
+    if (final) {
+      if (ct->block_len == 0) {
+        ct->final_sent = 1;
+        return 0;
+      }
+      cut = ct->block_len;
+    } else {
+      size_t win = ct->block_len < CUT_WINDOW ? ct->block_len : CUT_WINDOW;
+      size_t off = ct->block_len - win;
+      size_t k = wc_prev_cut(ct->block + off, win, win);
+      if (k == 0) {
+        int rc = wc_stream_new(&ct->stream, ct->set);
+        if (rc < 0)
+          return rc;
+        ct->stream_mode = 1;
+        continue;
+      }
+      cut = off + k;
+    }
+    rest = ct->block_len - cut;
+    if (rest > 0) {
+      next = block_alloc(c);
+      if (next == NULL)
+        return -ENOMEM;
+      memcpy(next, ct->block + cut, rest);
+    }
+    j = job_new(c, JOB_BLOCK, ct->spec.n);
+    if (j == NULL || (j->set = ct->set, j->data = ct->block, j->len = cut,
+                      j->held = BLOCK_CAP, queue(c, j) < 0)) {
+      if (j != NULL) {
+        j->data = NULL;
+        job_free(j);
+      }
+      if (next != NULL) {
+        free(next);
+        ct->held -= BLOCK_CAP;
+        wc_server_budget_give(c->srv, BLOCK_CAP, 0);
+      }
+      return -ENOMEM;
+    }
+    ct->held -= BLOCK_CAP;
+    ct->block = next;
+    ct->block_len = rest;
+    if (final)
+      ct->final_sent = 1;
+  }
+}
+
+static void check_done(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  if (ct->body_done && ct->final_sent && ct->inflight == 0)
+    wc_http_count_done(c);
+}
+
+static void add_counts(wc_count_t *ct, const uint64_t *counts) {
+  for (size_t i = 0; i < ct->spec.n; i++)
+    ct->counts[i] += counts[i];
+}
+
+/* A parse job finished: take its results, queue slices if it split. */
+static void parse_done(wc_conn_t *c, job_t *j) {
+  wc_count_t *ct = &c->http.count;
+  if (j->rc < 0) {
+    ct->err = j->err;
+    return;
+  }
+  ct->set = j->out_set;
+  j->out_set = NULL;
+  ct->counts = j->counts;
+  j->counts = NULL;
+  ct->bytes = ct->spec.text_len;
+  for (size_t i = 0; i < j->ncuts; i++) {
+    job_t *s = job_new(c, JOB_SLICE, ct->spec.n);
+    if (s == NULL) {
+      fail(ct, WC_E_NO_MEMORY);
+      return;
+    }
+    s->set = ct->set;
+    s->text = ct->spec.text + j->cuts[i];
+    s->len = j->cuts[i + 1] - j->cuts[i];
+    if (queue(c, s) < 0) {
+      job_free(s);
+      fail(ct, WC_E_NO_MEMORY);
+      return;
+    }
+  }
+}
+
+static void on_after_work(uv_work_t *w, int status) {
+  job_t *j = container_of(w, job_t, work);
+  wc_conn_t *c = j->conn;
+  wc_count_t *ct = &c->http.count;
+  uint64_t held = j->held;
+  wc_list_remove(&j->link);
+  ct->inflight--;
+  if (status != 0 || c->closing || c->want_close) {
+    /* Cancelled, or the client is gone or was answered: drop it. */
+    job_free(j);
+    wc_server_budget_give(c->srv, held, 1);
+    wc_conn_unref(c);
+    return;
+  }
+  switch (j->kind) {
+  case JOB_PARSE:
+    parse_done(c, j);
+    break;
+  case JOB_STREAM:
+    if (j->rc < 0)
+      fail(ct, WC_E_NO_MEMORY);
+    else if (j->finish)
+      add_counts(ct, j->counts);
+    break;
+  default:
+    if (j->rc < 0)
+      fail(ct, WC_E_NO_MEMORY);
+    else
+      add_counts(ct, j->counts);
+    break;
+  }
+  job_free(j);
+  if (ct->body_type == WC_BODY_RAW && dispatch(c) < 0)
+    fail(ct, WC_E_NO_MEMORY);
+  if ((c->pause & WC_PAUSE_JOBS) &&
+      (ct->block_len < WC_BLOCK_SIZE || ct->err.kind != WC_E_NONE))
+    wc_conn_resume(c, WC_PAUSE_JOBS);
+  if (!c->closing && !c->want_close)
+    check_done(c);
+  wc_conn_flush(c);
+  wc_server_budget_give(c->srv, held, 1);
+  wc_conn_unref(c);
+}
+
+void wc_job_init(wc_count_t *ct) {
+  memset(ct, 0, sizeof *ct);
+  wc_reqparse_init(&ct->spec);
+  wc_list_init(&ct->jobs);
+}
+
+void wc_job_reset(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  free(ct->block);
+  free(ct->buf);
+  if (ct->held > 0)
+    wc_server_budget_give(c->srv, ct->held, 0);
+  wc_stream_free(ct->stream);
+  wc_needles_free(ct->set);
+  free(ct->counts);
+  wc_reqparse_free(&ct->spec);
+  wc_job_init(ct);
+}
+
+int wc_job_begin_raw(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  const wc_config_t *cfg = c->srv->cfg;
+  size_t idx = 0;
+  int rc = wc_reqparse_finish(&ct->spec, WC_BODY_RAW, &ct->err);
+  if (rc < 0)
+    return rc;
+  rc = wc_needles_new(&ct->set, (const char *const *)ct->spec.needles,
+                      ct->spec.lens, ct->spec.n, ct->spec.flags, &idx);
+  if (rc < 0) {
+    wc_errors_set(&ct->err, wc_errors_from_errno(rc), NULL);
+    return rc;
+  }
+  ct->counts = calloc(ct->spec.n, sizeof *ct->counts);
+  if (ct->counts == NULL) {
+    wc_errors_set(&ct->err, WC_E_NO_MEMORY, NULL);
+    return -ENOMEM;
+  }
+  ct->max_inflight = ct->spec.mode == WC_MODE_SEQUENTIAL ? 1
+                     : cfg->workers > 0                   ? cfg->workers
+                                                          : 1;
+  return 0;
+}
+
+int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
+  wc_count_t *ct = &c->http.count;
+  wc_server_t *srv = c->srv;
+  if (ct->err.kind != WC_E_NONE)
+    return 0; /* failed already: the body is read and dropped */
+  if (ct->body_type != WC_BODY_RAW) {
+    if (ct->buf_len + len > ct->buf_cap) {
+      size_t ncap = ct->buf_cap ? ct->buf_cap : 16 * 1024;
+      char *n;
+      while (ncap < ct->buf_len + len)
+        ncap *= 2;
+      n = realloc(ct->buf, ncap);
+      if (n == NULL)
+        return -ENOMEM;
+      wc_server_budget_take(srv, ncap - ct->buf_cap, 0);
+      ct->held += ncap - ct->buf_cap;
+      ct->buf = n;
+      ct->buf_cap = ncap;
+    }
+    memcpy(ct->buf + ct->buf_len, p, len);
+    ct->buf_len += len;
+  } else {
+    if (ct->block == NULL) {
+      ct->block = block_alloc(c);
+      if (ct->block == NULL)
+        return -ENOMEM;
+    }
+    if (ct->block_len + len > BLOCK_CAP) {
+      /* Cannot happen: the parser gets at most one read at a time and a
+       * full block pauses it. Refuse rather than overflow. */
+      return -ENOMEM;
+    }
+    memcpy(ct->block + ct->block_len, p, len);
+    ct->block_len += len;
+    ct->bytes += len;
+    if (dispatch(c) < 0)
+      return -ENOMEM;
+    if (ct->block_len >= WC_BLOCK_SIZE) {
+      wc_conn_pause(c, WC_PAUSE_JOBS);
+      return 1;
+    }
+  }
+  if (wc_server_over_budget(srv)) {
+    wc_list_remove(&c->wait_link);
+    wc_list_push(&srv->waiters, &c->wait_link);
+    wc_conn_pause(c, WC_PAUSE_BUDGET);
+    return 1;
+  }
+  return 0;
+}
+
+int wc_job_end(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  const wc_config_t *cfg = c->srv->cfg;
+  ct->body_done = 1;
+  if (ct->err.kind != WC_E_NONE) {
+    ct->final_sent = 1;
+  } else if (ct->body_type == WC_BODY_RAW) {
+    if (dispatch(c) < 0)
+      return -ENOMEM;
+  } else {
+    job_t *j = job_new(c, JOB_PARSE, 0);
+    if (j == NULL)
+      return -ENOMEM;
+    j->spec = &ct->spec;
+    j->body_type = ct->body_type;
+    j->lim.max_needles = cfg->limits.max_needles;
+    j->lim.max_needle_bytes = cfg->limits.max_needle_bytes;
+    j->workers = cfg->workers;
+    j->min_bytes = cfg->parallel_min_bytes;
+    j->data = ct->buf;
+    j->len = ct->buf_len;
+    j->held = ct->held;
+    if (queue(c, j) < 0) {
+      j->data = NULL;
+      job_free(j);
+      return -ENOMEM;
+    }
+    ct->buf = NULL;
+    ct->buf_len = ct->buf_cap = 0;
+    ct->held = 0;
+    ct->final_sent = 1;
+  }
+  check_done(c);
+  return 0;
+}
+
+void wc_job_cancel_all(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  for (wc_link_t *l = ct->jobs.next; l != &ct->jobs; l = l->next) {
+    job_t *j = container_of(l, job_t, link);
+    (void)uv_cancel((uv_req_t *)&j->work); /* UV_EBUSY once started */
+  }
+}

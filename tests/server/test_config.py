@@ -1,0 +1,165 @@
+"""Configuration (issue 3, "Configuration"): --config with unknown keys or bad
+values exits 2 naming the key; precedence defaults < file < environment <
+flags; --help and --version; --port 0 prints the address."""
+
+import json
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wctest as w  # noqa: E402
+from wctest import ZEN, check_counts, count_target, request, run_cli  # noqa: E402
+
+
+def expect_exit2(config, key, what=None):
+    rc, out, err = run_cli(["--port", "0", "--host", w.HOST], config=config)
+    what = what or repr(config)
+    assert rc is not None, "%s: the server started (did not exit) instead of rejecting the config" % what
+    assert rc == 2, "%s: exit status %r, expected 2; stderr=%r" % (what, rc, err[-500:])
+    assert key in (out + err), "%s: the message does not name %r: stderr=%r" % (what, key, err[-500:])
+    assert "listening on" not in out, out
+
+
+def test_unknown_keys_exit_2():
+    expect_exit2({"bogus_top": 1}, "bogus_top")
+    expect_exit2({"limits": {"max_body_byte": 5}}, "max_body_byte")
+    expect_exit2({"timeouts_ms": {"header": 100, "hedaer": 100}}, "hedaer")
+    expect_exit2({"listen": {"host": "127.0.0.1", "prot": 1}}, "prot")
+    expect_exit2({"log": {"acess": True}}, "acess")
+    expect_exit2({"parallel": {"min_byte": 5}}, "min_byte")
+    expect_exit2({"Workers": 2}, "Workers")
+
+
+def test_bad_values_exit_2():
+    expect_exit2({"listen": {"port": "eighty"}}, "port")
+    expect_exit2({"listen": {"port": 70000}}, "port")
+    expect_exit2({"listen": {"port": -1}}, "port")
+    expect_exit2({"listen": {"host": 5}}, "host")
+    expect_exit2({"workers": -1}, "workers")
+    expect_exit2({"workers": "four"}, "workers")
+    expect_exit2({"workers": 1.5}, "workers")
+    expect_exit2({"limits": {"max_body_bytes": -5}}, "max_body_bytes")
+    expect_exit2({"limits": {"max_body_bytes": "1G"}}, "max_body_bytes")
+    expect_exit2({"limits": {"max_connections": -3}}, "max_connections")
+    expect_exit2({"limits": {"max_needles": "many"}}, "max_needles")
+    expect_exit2({"limits": {"max_header_bytes": True}}, "max_header_bytes")
+    expect_exit2({"timeouts_ms": {"header": -1}}, "header")
+    expect_exit2({"timeouts_ms": {"keepalive": "5s"}}, "keepalive")
+    expect_exit2({"log": {"level": "loud"}}, "level")
+    expect_exit2({"log": {"access": "yes"}}, "access")
+    expect_exit2({"limits": 5}, "limits")
+    expect_exit2({"listen": []}, "listen")
+    # not JSON at all, or not an object
+    rc, out, err = run_cli(["--port", "0"], config="{ not json")
+    assert rc == 2, (rc, err)
+    rc, out, err = run_cli(["--port", "0"], config="[1, 2]")
+    assert rc == 2, (rc, err)
+    # duplicate keys in the config are as suspicious as in requests: reject or accept, never crash
+    rc, out, err = run_cli(["--port", "0"], config='{"workers": 1, "workers": 2}', timeout=3 * w.SLOW)
+    assert rc in (None, 2), (rc, err)
+
+
+def test_missing_config_file_and_bad_flags():
+    rc, out, err = run_cli(["--port", "0", "--config", "/nonexistent/wc.json"])
+    assert rc is not None and rc != 0, (rc, err)
+    assert "/nonexistent/wc.json" in err, err
+    for args in (["--port", "abc"], ["--port", "70000"], ["--workers", "-2"], ["--bogus-flag"],
+                 ["--port"]):
+        rc, out, err = run_cli(args)
+        assert rc == 2, "%r: exit status %r, expected 2 (stderr %r)" % (args, rc, err[-300:])
+        assert "listening on" not in out
+
+
+def test_help_and_version():
+    rc, out, err = run_cli(["--help"])
+    assert rc == 0, (rc, err)
+    assert "--config" in out and "--port" in out, out
+    rc, out, err = run_cli(["--version"])
+    assert rc == 0, (rc, err)
+    assert out.strip(), "--version printed nothing"
+
+
+def test_example_config_is_valid():
+    path = os.path.join(w.REPO, "config.example.json")
+    assert os.path.exists(path), "config.example.json missing at the top level"
+    with open(path) as f:
+        cfg = json.load(f)
+    want = {"listen": {"host", "port"}, "workers": None,
+            "limits": {"max_body_bytes", "max_json_body_bytes", "max_header_bytes", "max_connections",
+                       "max_needles", "max_needle_bytes"},
+            "timeouts_ms": {"header", "body", "keepalive", "shutdown"},
+            "parallel": {"min_bytes"}, "log": {"access", "level"}}
+    for k, sub in want.items():
+        assert k in cfg, "config.example.json lacks %r" % k
+        if sub:
+            assert set(cfg[k]) == sub, "config.example.json %r keys %r, expected %r" % (k, set(cfg[k]), sub)
+    # it starts (with the port overridden)
+    with w.Server(open(path).read()) as s:
+        r = request(s.port, "POST", count_target(["is"]), ZEN)
+        check_counts(r, {"is": 10}, 858)
+
+
+def test_port_precedence():
+    p_file, p_env, p_flag = w.free_port(), w.free_port(), w.free_port()
+    # the file
+    with w.Server({"listen": {"host": w.HOST, "port": p_file}}, port_args=False) as s:
+        assert s.port == p_file, (s.port, p_file)
+        assert request(s.port, "GET", "/healthz").status == 200
+    # the environment over the file
+    with w.Server({"listen": {"host": w.HOST, "port": p_file}}, port_args=False,
+                  env={"WORDCOUNT_PORT": str(p_env)}) as s:
+        assert s.port == p_env, "WORDCOUNT_PORT=%d ignored: listening on %d" % (p_env, s.port)
+        assert request(s.port, "GET", "/healthz").status == 200
+    # the environment alone
+    with w.Server(None, port_args=False, args=["--host", w.HOST],
+                  env={"WORDCOUNT_PORT": str(p_env)}) as s:
+        assert s.port == p_env, "WORDCOUNT_PORT=%d ignored: listening on %d" % (p_env, s.port)
+    # flags over the environment and the file
+    with w.Server({"listen": {"host": w.HOST, "port": p_file}}, port_args=False,
+                  args=["--port", str(p_flag)], env={"WORDCOUNT_PORT": str(p_env)}) as s:
+        assert s.port == p_flag, "--port %d did not override WORDCOUNT_PORT=%d: listening on %d" % (
+            p_flag, p_env, s.port)
+        assert request(s.port, "GET", "/healthz").status == 200
+    # --port 0 over the environment: an ephemeral port, not the env one
+    with w.Server(None, env={"WORDCOUNT_PORT": str(p_env)}) as s:
+        assert request(s.port, "GET", "/healthz").status == 200
+
+
+def test_host_and_workers_env():
+    with w.Server(None, port_args=False, args=["--port", "0"],
+                  env={"WORDCOUNT_HOST": "127.0.0.1", "WORDCOUNT_WORKERS": "2"}) as s:
+        assert s.listen_host == "127.0.0.1", s.listen_host
+        r = request(s.port, "POST", count_target(["is"], mode="parallel"), ZEN * 2000)
+        check_counts(r, {"is": 20000}, 858 * 2000)
+    with w.Server(None, args=["--workers", "1"]) as s:
+        r = request(s.port, "POST", count_target(["is"], mode="parallel"), ZEN * 2000)
+        check_counts(r, {"is": 20000}, 858 * 2000)
+    rc, out, err = run_cli(["--host", w.HOST], env={"WORDCOUNT_PORT": "notaport"}, timeout=5 * w.SLOW)
+    assert rc is not None and rc != 0, "a bad WORDCOUNT_PORT was accepted (rc %r)" % rc
+
+
+def test_port_in_use_fails():
+    s = socket.socket()
+    s.bind((w.HOST, 0))
+    s.listen(1)
+    p = s.getsockname()[1]
+    try:
+        rc, out, err = run_cli(["--port", str(p), "--host", w.HOST])
+        assert rc is not None and rc != 0, "binding a busy port must fail, rc %r" % rc
+        assert "listening on" not in out
+    finally:
+        s.close()
+
+
+def test_partial_config_and_sigint():
+    with w.Server({"limits": {"max_needles": 2}}) as s:
+        r = request(s.port, "POST", "/count?needle=a&needle=b&needle=c", b"a b c")
+        w.check_error(r, 400)
+        r = request(s.port, "POST", "/count?needle=a&needle=b", b"a b c")
+        check_counts(r, {"a": 1, "b": 1}, 5)
+        s.stop(sig=w.signal.SIGINT)
+
+
+if __name__ == "__main__":
+    w.run(globals(), deadline=170)

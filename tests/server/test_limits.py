@@ -1,0 +1,320 @@
+"""Timeouts and limits (issue 3, "Timeouts", "Limits"): slow headers and
+stalled bodies get 408 or a close, idle keep-alive connections close, slow
+clients never delay others, max_connections, bounded memory for streaming
+uploads and for unread pipelined output. No assertion is on timing: every
+wait is a generous upper bound."""
+
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wctest as w  # noqa: E402
+from wctest import (ZEN, Closed, Conn, build_request, check_counts, check_error,  # noqa: E402
+                    check_response, count_target, request)
+
+SMALL = {"timeouts_ms": {"header": 500, "body": 500, "keepalive": 300},
+         "limits": {"max_body_bytes": 1 << 20, "max_connections": 8}}
+SHORT = w.Shared(SMALL)
+
+
+def port():
+    return SHORT.port
+
+
+def expect_408_or_close(c, what, timeout=None):
+    """The server must answer 408 (then close) or just close."""
+    timeout = timeout or 15 * w.SLOW
+    try:
+        r = c.read_response(timeout=timeout)
+    except Closed:
+        return "closed"
+    except TimeoutError:
+        raise AssertionError("%s: neither 408 nor a close within %.0fs (timeouts of 500 ms)"
+                             % (what, timeout))
+    check_response(r, what=what)
+    check_error(r, 408)
+    how, data = c.wait_closed(timeout)
+    assert data == b"", "%s: bytes after the 408: %r" % (what, data[:200])
+    return "408"
+
+
+def test_slow_header_gets_408_or_close():
+    with Conn(port()) as c:
+        c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        expect_408_or_close(c, "incomplete header section")
+    with Conn(port()) as c:
+        c.send(b"POS")
+        expect_408_or_close(c, "incomplete request line")
+
+
+def test_trickled_header_is_cut():
+    # one byte every 50 ms, never finishing: the header timeout counts from
+    # the first byte, so progress does not keep the connection alive
+    with Conn(port()) as c:
+        line = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 10000
+        deadline = time.monotonic() + 20 * w.SLOW
+        i = 0
+        closed = False
+        while time.monotonic() < deadline and i < len(line):
+            try:
+                c.sock.sendall(line[i:i + 1])
+            except OSError:
+                closed = True
+                break
+            i += 1
+            try:
+                c.sock.settimeout(0.05)
+                b = c.sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                closed = True
+                break
+            if b:
+                c.buf += b
+            closed = True
+            break
+        assert closed, "a header trickled for %d bytes (%.0fs) was not cut by the 500 ms header timeout" % (
+            i, 20 * w.SLOW)
+        if c.buf:
+            expect_408_or_close(c, "trickled header")
+
+
+def test_stalled_body_gets_408_or_close():
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", "100")]) + b"is is")
+        expect_408_or_close(c, "stalled Content-Length body")
+    with Conn(port()) as c:
+        c.send(build_request("POST", count_target(["is"]), None, [("Transfer-Encoding", "chunked")])
+               + b"5\r\nis is\r\n")
+        expect_408_or_close(c, "stalled chunked body")
+
+
+def test_progressing_body_is_not_cut():
+    # the body timeout is about no progress: a slow but steady body (a byte
+    # every 100 ms, 2.5 s in all) passes a 2 s body timeout
+    cfg = {"timeouts_ms": {"header": 10000, "body": 2000, "keepalive": 5000}}
+    with w.Server(cfg) as s:
+        body = b"is " * 8 + b"i"
+        with Conn(s.port, timeout=30 * w.SLOW) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", str(len(body)))]))
+            for i in range(len(body)):
+                time.sleep(0.1)
+                c.send(body[i:i + 1])
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, {"is": 8}, len(body), "a body progressing a byte every 100 ms")
+
+
+def test_idle_keepalive_closes():
+    with Conn(port()) as c:
+        c.send(build_request("GET", "/healthz"))
+        r = c.read_response()
+        assert r.status == 200
+        try:
+            how, data = c.wait_closed(15 * w.SLOW)
+        except TimeoutError:
+            raise AssertionError("an idle keep-alive connection stayed open for %.0fs (keepalive 300 ms)"
+                                 % (15 * w.SLOW))
+        assert data == b"", data
+
+
+def test_slow_clients_do_not_delay_others():
+    cfg = {"timeouts_ms": {"header": 120000, "body": 120000, "keepalive": 120000}}
+    with w.Server(cfg) as s:
+        slow = []
+        try:
+            for i in range(10):
+                c = Conn(s.port)
+                c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                slow.append(c)
+            for i in range(10):
+                c = Conn(s.port)
+                c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", "100000")])
+                       + b"is " * 100)
+                slow.append(c)
+            for i in range(5):
+                c = Conn(s.port)
+                c.send(build_request("POST", "/count", None, [("Content-Length", "100000"),
+                                                               ("Content-Type", "application/json")])
+                       + b'{"text": "is')
+                slow.append(c)
+            # fast clients are served while all the slow ones are open
+            for i in range(10):
+                r = request(s.port, "POST", count_target(["is"]), ZEN * 100, timeout=20 * w.SLOW)
+                check_counts(r, {"is": 1000}, 85800)
+            big = ZEN * 3000
+            r = request(s.port, "POST", count_target(["is"], mode="parallel"), big, timeout=30 * w.SLOW)
+            check_counts(r, {"is": 30000}, len(big))
+            still = sum(1 for c in slow if not c.closed_now(0.01))
+            assert still == len(slow), "%d of %d slow connections were closed early" % (
+                len(slow) - still, len(slow))
+        finally:
+            for c in slow:
+                c.close()
+
+
+def test_max_connections():
+    cfg = {"timeouts_ms": {"header": 60000, "body": 60000, "keepalive": 60000},
+           "limits": {"max_connections": 8}}
+    with w.Server(cfg) as s:
+        conns = []
+        try:
+            for i in range(8):
+                c = Conn(s.port)
+                c.send(build_request("GET", "/healthz"))
+                r = c.read_response()
+                assert r.status == 200, r
+                conns.append(c)
+            # the 9th: waits (not accepted), or is refused; it is never served
+            # while 8 are open
+            extra = None
+            served_now = False
+            try:
+                extra = Conn(s.port, timeout=5)
+                extra.send(build_request("GET", "/healthz"))
+                try:
+                    r = extra.read_response(timeout=1.5)
+                    if r.status == 200:
+                        served_now = True
+                    else:
+                        check_response(r)
+                        assert r.status == 503, r
+                        extra.close()
+                        extra = None
+                except TimeoutError:
+                    pass  # waiting: fine
+                except Closed:
+                    extra.close()
+                    extra = None  # refused: fine
+            except OSError:
+                extra = None  # refused at connect: fine
+            assert not served_now, "a 9th connection was served while max_connections=8 were open"
+            # below the limit again: the waiting one is served, or new ones are
+            conns.pop().close()
+            if extra is not None:
+                r = extra.read_response(timeout=20 * w.SLOW)
+                assert r.status == 200, r
+                extra.close()
+            for c in conns:
+                c.close()
+            conns = []
+            # fully recovered: many sequential requests work
+            for i in range(20):
+                r = request(s.port, "GET", "/healthz", timeout=20 * w.SLOW)
+                assert r.status == 200
+        finally:
+            for c in conns:
+                c.close()
+
+
+def test_connection_flood_recovers():
+    # 40 connections against max_connections 8 with short timeouts: some wait
+    # or are refused; once they are gone the server answers again
+    conns = []
+    try:
+        for i in range(40):
+            try:
+                c = Conn(port(), timeout=5)
+                c.sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                conns.append(c)
+            except OSError:
+                pass
+    finally:
+        for c in conns:
+            c.close()
+    deadline = time.monotonic() + 30 * w.SLOW
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = request(port(), "POST", count_target(["is"]), ZEN, timeout=10 * w.SLOW)
+            check_counts(r, {"is": 10}, 858)
+            return
+        except (OSError, Closed, TimeoutError) as e:
+            last = e
+            time.sleep(0.2)
+    raise AssertionError("the server did not recover after a connection flood: %r" % last)
+
+
+def test_413_with_small_max_body():
+    r = request(port(), "POST", count_target(["is"]), b"is " * 400000)
+    check_error(r, 413, code="payload_too_large")
+    r = request(port(), "POST", count_target(["is"]), ZEN)
+    check_counts(r, {"is": 10}, 858)
+
+
+def vm_hwm_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def test_streaming_memory_is_bounded():
+    if w.SANITIZED:
+        print("  (skipped under sanitizers: their allocator and quarantine dominate RSS)")
+        return
+    with w.Server() as s:
+        block = ZEN * 1200            # 1,029,600 bytes
+        nblocks = 250                 # 257 MB per upload
+        total = len(block) * nblocks
+        errs = []
+
+        def upload(mode):
+            try:
+                with Conn(s.port, timeout=120) as c:
+                    c.send(build_request("POST", count_target(["is"], mode=mode), None,
+                                         [("Content-Length", str(total))]))
+                    for _ in range(nblocks):
+                        c.sock.sendall(block)
+                    r = c.read_response()
+                    check_counts(r, {"is": 12000 * nblocks}, total, "257 MB upload mode=" + mode)
+            except Exception as e:
+                errs.append(e)
+        ts = [threading.Thread(target=upload, args=(m,), daemon=True)
+              for m in ["auto", "parallel", "sequential"]]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(150)
+        assert not errs, errs
+        hwm = vm_hwm_kib(s.proc.pid)
+        print("  server VmHWM after 3 concurrent 257 MB uploads: %d KiB" % hwm)
+        assert hwm < 192 * 1024, "server peak RSS %d KiB for 3 streamed uploads of %d bytes: the body is " \
+                                 "not streamed with bounded memory" % (hwm, total)
+
+
+def test_unread_pipelined_output_is_bounded():
+    # 20000 pipelined requests while the client reads nothing for a while:
+    # the server must stop reading (back-pressure), then answer them all in order
+    n = 20000
+    req = build_request("GET", "/healthz")
+    data = req * n
+    with w.Server() as s, Conn(s.port, timeout=60 * w.SLOW) as c:
+        errs = []
+
+        def sender():
+            try:
+                c.sock.sendall(data)
+            except OSError as e:
+                errs.append(e)
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        time.sleep(1.0)
+        for i in range(n):
+            r = c.read_response()
+            if r.status != 200:
+                raise AssertionError("pipelined response %d: %r" % (i, r))
+        t.join(30)
+        assert not errs, errs
+
+
+def test_zz_shutdown_clean():
+    SHORT.stop()
+
+
+if __name__ == "__main__":
+    w.run(globals(), deadline=170)
