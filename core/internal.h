@@ -58,6 +58,15 @@ typedef struct wc_group {
   size_t first, count; /* indices into wc_needles.order */
 } wc_group_t;
 
+/* A slot of the word hash table (space mode, several needles): the
+ * needle's first 8 bytes (zero-padded), its length and its distinct index;
+ * an empty slot has len UINT32_MAX and d == ndistinct (a dummy counter). */
+typedef struct wc_hslot {
+  uint64_t w;
+  uint32_t len;
+  uint32_t d;
+} wc_hslot_t;
+
 struct wc_needles {
   unsigned flags;
   size_t n;
@@ -71,6 +80,15 @@ struct wc_needles {
   wc_group_t *groups;
   size_t *order; /* needle indices, grouped */
   uint8_t (*vstore)[32]; /* the needles' bvec, 32-byte aligned */
+  /* Word hash table (space mode): two slots per key (h1, h2). */
+  wc_hslot_t *htab;
+  unsigned hbits;
+  uint64_t hmul1, hmul2;
+  size_t ndistinct;
+  uint32_t *dist_of;   /* needle j -> distinct index */
+  uint32_t *dist_rep;  /* distinct index -> one needle j */
+  uint32_t *dist_next; /* distinct index -> next distinct with the same
+                          key (long needles only), or UINT32_MAX */
 };
 
 /* Counts matches starting at p in [from, to) of buf[0..len).
@@ -100,6 +118,16 @@ void wc_scan_avx2_bulk(const wc_needles_t *set, const uint8_t *buf,
                        size_t len, bool sot, bool eot, size_t lo, size_t hi,
                        uint64_t base, uint64_t *until, uint64_t *counts);
 #endif
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The word-hash kernel for several needles in space mode (same contract
+ * as wc_scan_avx2_bulk, with hi + 64 <= len). */
+void wc_scan_hash_bulk(const wc_needles_t *set, const uint8_t *buf,
+                       size_t len, bool eot, size_t lo, size_t hi,
+                       uint64_t *counts);
+#endif
+uint64_t wc_hash_key(const wc_needles_t *set, uint64_t w, uint32_t len,
+                     uint64_t mul);
 
 /* Match verification shared by every kernel (scan.c). */
 bool wc_verify(const wc_needles_t *set, const wc_needle_t *nd,

@@ -11,6 +11,94 @@
 #include <stdlib.h>
 #include <string.h>
 
+uint64_t wc_hash_key(const wc_needles_t *s, uint64_t w, uint32_t len,
+                     uint64_t mul) {
+  return ((w ^ ((uint64_t)len * 0x9E3779B97F4A7C15ull)) * mul) >>
+         (64 - s->hbits);
+}
+
+static uint64_t first8(const uint8_t *b, size_t len) {
+  uint64_t w = 0;
+  memcpy(&w, b, len < 8 ? len : 8);
+  return w;
+}
+
+/* Builds the word hash table: each distinct needle goes into one of its
+ * two slots; on a conflict the multipliers change, then the table grows.
+ * Words of the text look at both slots, without a branch. */
+static int build_hash(wc_needles_t *s) {
+  const size_t n = s->n;
+  s->dist_of = calloc(n, sizeof(*s->dist_of));
+  s->dist_rep = calloc(n, sizeof(*s->dist_rep));
+  s->dist_next = calloc(n, sizeof(*s->dist_next));
+  if (!s->dist_of || !s->dist_rep || !s->dist_next)
+    return -ENOMEM;
+  size_t nd = 0;
+  for (size_t j = 0; j < n; j++) {
+    const wc_needle_t *a = &s->v[j];
+    size_t d = 0;
+    while (d < nd && !(s->v[s->dist_rep[d]].len == a->len &&
+                       memcmp(s->v[s->dist_rep[d]].bytes, a->bytes, a->len) ==
+                           0))
+      d++;
+    if (d == nd) {
+      s->dist_rep[nd] = (uint32_t)j;
+      s->dist_next[nd] = UINT32_MAX;
+      nd++;
+    }
+    s->dist_of[j] = (uint32_t)d;
+  }
+  s->ndistinct = nd;
+  static const uint64_t muls[] = {
+      0xff51afd7ed558ccdull, 0xc4ceb9fe1a85ec53ull, 0x9E3779B97F4A7C15ull,
+      0xbf58476d1ce4e5b9ull, 0x94d049bb133111ebull, 0x2545F4914F6CDD1Dull,
+      0xd6e8feb86659fd93ull, 0xa0761d6478bd642full};
+  unsigned bits = 4;
+  while (((size_t)1 << bits) < 4 * nd)
+    bits++;
+  for (;; bits++) {
+    size_t size = (size_t)1 << bits;
+    free(s->htab);
+    if (!(s->htab = malloc(size * sizeof(*s->htab))))
+      return -ENOMEM;
+    s->hbits = bits;
+    for (size_t t = 0; t + 1 < sizeof muls / sizeof muls[0]; t++) {
+      s->hmul1 = muls[t];
+      s->hmul2 = muls[t + 1];
+      for (size_t i = 0; i < size; i++)
+        s->htab[i] = (wc_hslot_t){0, UINT32_MAX, (uint32_t)nd};
+      bool ok = true;
+      for (size_t d = 0; d < nd && ok; d++) {
+        const wc_needle_t *a = &s->v[s->dist_rep[d]];
+        uint64_t w = first8(a->bytes, a->len);
+        uint32_t len = (uint32_t)a->len;
+        wc_hslot_t *s1 = &s->htab[wc_hash_key(s, w, len, s->hmul1)];
+        wc_hslot_t *s2 = &s->htab[wc_hash_key(s, w, len, s->hmul2)];
+        wc_hslot_t *same = (s1->len == len && s1->w == w)   ? s1
+                           : (s2->len == len && s2->w == w) ? s2
+                                                            : NULL;
+        if (same) {
+          /* Long needles sharing their first 8 bytes: chain them. */
+          uint32_t e = same->d;
+          while (s->dist_next[e] != UINT32_MAX)
+            e = s->dist_next[e];
+          s->dist_next[e] = (uint32_t)d;
+        } else if (s1->len == UINT32_MAX) {
+          *s1 = (wc_hslot_t){w, len, (uint32_t)d};
+        } else if (s2->len == UINT32_MAX) {
+          *s2 = (wc_hslot_t){w, len, (uint32_t)d};
+        } else {
+          ok = false;
+          for (size_t i = 0; i < nd; i++)
+            s->dist_next[i] = UINT32_MAX;
+        }
+      }
+      if (ok)
+        return 0;
+    }
+  }
+}
+
 static size_t byte_index(wc_needles_t *s, uint8_t b) {
   for (size_t i = 0; i < s->nbytes; i++)
     if (s->bytevals[i] == b)
@@ -98,6 +186,9 @@ int wc_needles_new(wc_needles_t **out, const char *const *needles,
           nd->exact = nd->exactv = false;
     }
   }
+  if (!(flags & WC_BOUNDARY_WORD) && (rc = build_hash(s)) < 0)
+    goto fail;
+  rc = -ENOMEM;
   /* Group the needles by (length, ends_cr), in order of first use. */
   s->groups = calloc(n, sizeof(*s->groups));
   s->order = calloc(n, sizeof(*s->order));
@@ -136,6 +227,10 @@ void wc_needles_free(wc_needles_t *s) {
     free(s->bytevals);
   free(s->storage);
   free(s->vstore);
+  free(s->htab);
+  free(s->dist_of);
+  free(s->dist_rep);
+  free(s->dist_next);
   free(s->groups);
   free(s->order);
   free(s->v);

@@ -273,6 +273,94 @@ AVX2 static ALWAYS_INLINE __m256i start_avx2(const uint8_t *q,
   return s;
 }
 
+/* The end-of-word test of space mode for a range without '\r'. */
+AVX2 static ALWAYS_INLINE __m256i end_nocr_avx2(const uint8_t *q, size_t n,
+                                                bool ends_cr, const bool word,
+                                                __m256i *def) {
+  if (word)
+    return end_avx2(q, n, ends_cr, word, def);
+  __m256i ve = LOADU(q + n);
+  __m256i e = _mm256_cmpeq_epi8(ve, _mm256_set1_epi8(' '));
+  if (!ends_cr)
+    e = _mm256_or_si256(e, _mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\n')));
+  *def = e;
+  return e;
+}
+
+/*
+ * The transposed kernel: a few short needles (at most WC_VEC_BYTES bytes)
+ * in space mode. A piece of TP_POS positions is taken one needle at a
+ * time, with the needle's bytes in registers and a loop specialised for its
+ * length, so the inner loop is a handful of compares and a popcount; the
+ * start-and-end masks of each length are computed once per piece.
+ */
+#define TP_POS 1024
+
+AVX2 static ALWAYS_INLINE uint64_t tp_count(const uint8_t *q, size_t nb,
+                                            const uint8_t (*bv)[32],
+                                            const uint32_t *se, const int n,
+                                            const bool ci) {
+  __m256i c[WC_VEC_BYTES];
+#pragma GCC unroll 8
+  for (int t = 0; t < n; t++)
+    c[t] = _mm256_load_si256((const __m256i *)(const void *)bv[t]);
+  uint64_t acc = 0;
+  for (size_t i = 0; i < nb; i++, q += 32) {
+    __m256i v = LOADU(q);
+    __m256i m = _mm256_cmpeq_epi8(ci ? lower_avx2(v) : v, c[0]);
+#pragma GCC unroll 8
+    for (int t = 1; t < n; t++) {
+      v = LOADU(q + t);
+      m = _mm256_and_si256(m, _mm256_cmpeq_epi8(ci ? lower_avx2(v) : v, c[t]));
+    }
+    acc += (uint64_t)__builtin_popcount((uint32_t)_mm256_movemask_epi8(m) &
+                                        se[i]);
+  }
+  return acc;
+}
+
+AVX2 static ALWAYS_INLINE void tp_impl(const wc_needles_t *set,
+                                       const uint8_t *buf, size_t lo,
+                                       size_t hi, uint64_t *counts,
+                                       const bool ci) {
+  uint32_t se[16][TP_POS / 32];
+  const size_t ng = set->ngroups;
+  for (size_t a = lo; a < hi; a += TP_POS) {
+    const size_t nb = (hi - a < TP_POS ? hi - a : TP_POS) / 32;
+    const uint8_t *q = buf + a;
+    bool cr = memchr(q, '\r', nb * 32 + set->maxlen + 1) != NULL;
+    for (size_t i = 0; i < nb; i++) {
+      __m256i sdef, s = start_avx2(q + 32 * i, false, &sdef);
+      for (size_t g = 0; g < ng; g++) {
+        __m256i edef, e = cr ? end_avx2(q + 32 * i, set->groups[g].n,
+                                        set->groups[g].ends_cr, false, &edef)
+                             : end_nocr_avx2(q + 32 * i, set->groups[g].n,
+                                             set->groups[g].ends_cr, false,
+                                             &edef);
+        se[g][i] = (uint32_t)_mm256_movemask_epi8(_mm256_and_si256(s, e));
+      }
+    }
+    for (size_t g = 0; g < ng; g++) {
+      const wc_group_t *gr = &set->groups[g];
+      for (size_t k = gr->first; k < gr->first + gr->count; k++) {
+        const size_t j = set->order[k];
+        const uint8_t(*bv)[32] = set->v[j].bvec;
+        switch (gr->n) {
+#define TP_CASE(N)                                                             \
+  case N:                                                                      \
+    counts[j] += tp_count(q, nb, bv, se[g], N, ci);                            \
+    break;
+          TP_CASE(1) TP_CASE(2) TP_CASE(3) TP_CASE(4)
+          TP_CASE(5) TP_CASE(6) TP_CASE(7) TP_CASE(8)
+#undef TP_CASE
+        default:
+          break;
+        }
+      }
+    }
+  }
+}
+
 /* Verifies the candidates of one needle in a mask (the rare path). */
 static void verify_bits(const wc_needles_t *set, size_t j, uint64_t bits,
                         size_t p, const uint8_t *buf, size_t len, bool sot,
@@ -317,20 +405,6 @@ AVX2 static ALWAYS_INLINE uint32_t cand_avx2(__m256i s, __m256i sdef,
 }
 
 #define LOADA(p) _mm256_load_si256((const __m256i *)(const void *)(p))
-
-/* The end-of-word test of space mode for a range without '\r'. */
-AVX2 static ALWAYS_INLINE __m256i end_nocr_avx2(const uint8_t *q, size_t n,
-                                                bool ends_cr, const bool word,
-                                                __m256i *def) {
-  if (word)
-    return end_avx2(q, n, ends_cr, word, def);
-  __m256i ve = LOADU(q + n);
-  __m256i e = _mm256_cmpeq_epi8(ve, _mm256_set1_epi8(' '));
-  if (!ends_cr)
-    e = _mm256_or_si256(e, _mm256_cmpeq_epi8(ve, _mm256_set1_epi8('\n')));
-  *def = e;
-  return e;
-}
 
 AVX2 static ALWAYS_INLINE void
 multi(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
@@ -492,6 +566,143 @@ AVX2 void wc_scan_avx2_bulk(const wc_needles_t *set, const uint8_t *buf,
               true);
 }
 
+/* ASCII lowering of 8 bytes at once; other bytes are left alone. */
+static inline uint64_t lower8(uint64_t w) {
+  const uint64_t h = 0x8080808080808080ull;
+  uint64_t t = w | h;
+  uint64_t ge_a = t - 0x4141414141414141ull; /* high bit: byte >= 'A' */
+  uint64_t gt_z = t - 0x5B5B5B5B5B5B5B5Bull; /* high bit: byte > 'Z' */
+  uint64_t up = ge_a & ~gt_z & ~w & h;
+  return w | (up >> 2);
+}
+
+/* A word of the text against the needles that share its key, beyond the
+ * first 8 bytes (long needles only). */
+static void hash_long(const wc_needles_t *set, const uint8_t *word,
+                      size_t wl, uint32_t d, uint64_t *dcount) {
+  const bool ci = set->flags & WC_IGNORE_CASE;
+  for (; d != UINT32_MAX; d = set->dist_next[d]) {
+    const wc_needle_t *nd = &set->v[set->dist_rep[d]];
+    size_t i = 8;
+    while (i < wl && (ci ? lower(word[i]) : word[i]) == nd->bytes[i])
+      i++;
+    dcount[d] += i == wl;
+  }
+}
+
+/*
+ * The word-hash kernel: several needles in space mode. Separator masks give
+ * every word start S and the distance to the next separator, so each word
+ * is looked up once, whatever the number of needles: its first 8 bytes
+ * (masked to its length, lowered for ignore case) and its length select
+ * two slots of a table, and both are compared without a branch. A word
+ * that ends in "\r\n" loses its '\r' first, exactly as lines() drops it.
+ */
+static const uint64_t len_mask[9] = {
+    0,          0xFF,         0xFFFF,         0xFFFFFF,          0xFFFFFFFF,
+    0xFFFFFFFFFFull, 0xFFFFFFFFFFFFull, 0xFFFFFFFFFFFFFFull, ~0ull};
+
+AVX2 static ALWAYS_INLINE void
+hash_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool eot,
+          size_t lo, size_t hi, uint64_t *dcount, uint64_t *hcount,
+          const bool ci) {
+  const wc_hslot_t *tab = set->htab;
+  const unsigned shift = 64 - set->hbits;
+  const uint64_t m1 = set->hmul1, m2 = set->hmul2;
+  const uint32_t maxlen = (uint32_t)set->maxlen;
+  const __m256i SP = _mm256_set1_epi8(' '), NL = _mm256_set1_epi8('\n');
+  uint64_t prev = buf[lo - 1] == ' ' || buf[lo - 1] == '\n';
+  for (size_t p = lo; p < hi; p += 32) {
+    const uint8_t *q = buf + p;
+    __m256i a = LOADU(q), b = LOADU(q + 32);
+    uint64_t d0 = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+        _mm256_cmpeq_epi8(a, SP), _mm256_cmpeq_epi8(a, NL)));
+    uint64_t d1 = (uint32_t)_mm256_movemask_epi8(_mm256_or_si256(
+        _mm256_cmpeq_epi8(b, SP), _mm256_cmpeq_epi8(b, NL)));
+    uint64_t dm = d0 | (d1 << 32);
+    uint64_t st = ((d0 << 1) | prev) & 0xFFFFFFFFull;
+    prev = d0 >> 31;
+    while (st) {
+      size_t i = (size_t)__builtin_ctzll(st);
+      st &= st - 1;
+      uint64_t rest = dm >> i;
+      size_t wl;
+      const uint8_t *w0 = q + i;
+      if (__builtin_expect(rest != 0, 1)) {
+        wl = (size_t)__builtin_ctzll(rest);
+        /* "\r\n": the '\r' is not part of the line. w0[-1] is readable
+         * (lo >= 1) and w0[wl] is the separator found above. */
+        wl -= (size_t)((wl > 0) & (w0[wl - 1] == '\r') & (w0[wl] == '\n'));
+      } else {
+        /* A word of 33 bytes or more: find its end the slow way. */
+        const uint8_t *e = w0 + (64 - i);
+        while (e < buf + len && *e != ' ' && *e != '\n')
+          e++;
+        if (e == buf + len && !eot)
+          continue; /* longer than any needle: the caller's look-ahead */
+        wl = (size_t)(e - w0);
+        if (e < buf + len && *e == '\n' && w0[wl - 1] == '\r')
+          wl--;
+        if (wl > maxlen)
+          continue;
+      }
+      uint64_t w;
+      memcpy(&w, w0, 8);
+      w &= len_mask[wl < 8 ? wl : 8];
+      if (ci)
+        w = lower8(w);
+      uint64_t k = w ^ ((uint64_t)wl * 0x9E3779B97F4A7C15ull);
+      const uint64_t h1 = (k * m1) >> shift, h2 = (k * m2) >> shift;
+      const wc_hslot_t *s1 = &tab[h1], *s2 = &tab[h2];
+      uint64_t e1 = (s1->w == w) & (s1->len == wl);
+      uint64_t e2 = (s2->w == w) & (s2->len == wl) & (h1 != h2);
+      if (__builtin_expect((e1 | e2) & (wl > 8), 0)) {
+        hash_long(set, w0, wl, e1 ? s1->d : s2->d, dcount);
+        continue;
+      }
+      /* Per-slot counters: consecutive words seldom share a slot, so the
+       * additions do not queue behind each other as they would on one
+       * "no match" counter. */
+      hcount[h1] += e1;
+      hcount[h2] += e2;
+    }
+  }
+}
+
+AVX2 static void tp_bulk(const wc_needles_t *set, const uint8_t *buf,
+                         size_t lo, size_t hi, uint64_t *counts) {
+  if (set->flags & WC_IGNORE_CASE)
+    tp_impl(set, buf, lo, hi, counts, true);
+  else
+    tp_impl(set, buf, lo, hi, counts, false);
+}
+
+AVX2 void wc_scan_hash_bulk(const wc_needles_t *set, const uint8_t *buf,
+                            size_t len, bool eot, size_t lo, size_t hi,
+                            uint64_t *counts) {
+  const size_t nd = set->ndistinct, size = (size_t)1 << set->hbits;
+  uint64_t local[512] = {0}, *dcount = local, *hcount = local + 256;
+  if (nd + 1 > 256 || size > 256) {
+    if (!(dcount = calloc(nd + 1 + size, sizeof(*dcount)))) {
+      /* No memory for counters: the edge kernel needs none. */
+      wc_scan_avx2(set, buf, len, true, eot, lo, hi, 0, NULL, counts);
+      return;
+    }
+    hcount = dcount + nd + 1;
+  }
+  if (set->flags & WC_IGNORE_CASE)
+    hash_impl(set, buf, len, eot, lo, hi, dcount, hcount, true);
+  else
+    hash_impl(set, buf, len, eot, lo, hi, dcount, hcount, false);
+  for (size_t h = 0; h < size; h++)
+    if (set->htab[h].len != UINT32_MAX)
+      dcount[set->htab[h].d] += hcount[h];
+  for (size_t j = 0; j < set->n; j++)
+    counts[j] += dcount[set->dist_of[j]];
+  if (dcount != local)
+    free(dcount);
+}
+
 static bool have_avx2(void) {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&
@@ -504,8 +715,25 @@ void wc_scan(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
              uint64_t *counts) {
 #if defined(__x86_64__) || defined(__i386__)
   if (!(set->flags & (WC_FORCE_SCALAR | WC_FORCE_SSE2)) && have_avx2()) {
-    /* The bulk kernel takes the middle, the block kernel the edges. */
     size_t lo = from > 0 ? from : 1, hi = lo;
+    if (!(set->flags & WC_BOUNDARY_WORD) &&
+        (set->n > 1 || set->v[0].len > 3)) {
+      /* Several needles: the word-hash kernel takes the middle. */
+      if (to > lo && len > 64) {
+        size_t lim = to < len - 64 ? to : len - 64;
+        if (lim > lo)
+          hi = lo + (lim - lo) / 32 * 32;
+      }
+      wc_scan_avx2(set, buf, len, sot, eot, from, lo, base, until, counts);
+      if (set->n <= 16 && set->ngroups <= 16 && set->maxlen <= WC_VEC_BYTES)
+        tp_bulk(set, buf, lo, hi, counts);
+      else
+        wc_scan_hash_bulk(set, buf, len, eot, lo, hi, counts);
+      wc_scan_avx2(set, buf, len, sot, eot, hi > lo ? hi : lo, to, base,
+                   until, counts);
+      return;
+    }
+    /* The bulk kernel takes the middle, the block kernel the edges. */
     if (to > lo && len > set->maxlen + 1) {
       size_t lim = to < len - set->maxlen - 1 ? to : len - set->maxlen - 1;
       if (lim > lo)

@@ -182,10 +182,12 @@ static void conn_pump(wc_conn_t *c) {
     return;
   c->in_pump = 1;
   while (!c->closing && !c->lingering && c->pause == 0 &&
-         c->pend_off < c->pend_len) {
+         (c->pend_off < c->pend_len || c->http.kick)) {
     size_t consumed = 0;
-    int rc = wc_http_feed(c, c->pend + c->pend_off, c->pend_len - c->pend_off,
-                          &consumed);
+    int rc = c->pend != NULL
+                 ? wc_http_feed(c, c->pend + c->pend_off,
+                                c->pend_len - c->pend_off, &consumed)
+                 : wc_http_feed(c, "", 0, &consumed);
     c->pend_off += consumed;
     if (rc < 0)
       c->pend_off = c->pend_len;

@@ -362,9 +362,11 @@ static void request_reset(wc_conn_t *c) {
   char *url = h->url;
   size_t url_cap = h->url_cap;
   llhttp_t parser = h->parser;
+  int kick = h->kick;
   wc_job_reset(c);
   memset(h, 0, sizeof *h);
   h->parser = parser;
+  h->kick = kick;
   h->url = url;
   h->url_cap = url_cap;
   wc_job_init(&h->count);
@@ -463,26 +465,32 @@ int wc_http_feed(wc_conn_t *c, const char *data, size_t len,
                  size_t *consumed) {
   wc_http_t *h = &c->http;
   size_t off = 0;
-  while (off < len) {
+  for (;;) {
     llhttp_errno_t err;
     if (c->closing || c->want_close) {
       *consumed = len;
       return -1;
     }
-    if (c->pause != 0)
+    if (c->pause != 0 || (off == len && !h->kick))
       break;
-    if (h->scan_state != SC_DONE && scan(c, data + off, len - off) < 0) {
+    /* After a pause llhttp may owe transitions that need no input (the
+     * message completing right after the last body byte): a zero-length
+     * execute runs them. */
+    h->kick = 0;
+    if (off < len && h->scan_state != SC_DONE &&
+        scan(c, data + off, len - off) < 0) {
       *consumed = len;
       return -1;
     }
     err = llhttp_execute(&h->parser, data + off, len - off);
     if (err == HPE_OK) {
       off = len;
-      break;
+      continue;
     }
     if (err == HPE_PAUSED) {
       off = (size_t)(llhttp_get_error_pos(&h->parser) - data);
       llhttp_resume(&h->parser);
+      h->kick = 1;
       continue;
     }
     if (err != HPE_USER && err != HPE_PAUSED_UPGRADE && !c->want_close &&
@@ -578,6 +586,11 @@ void wc_http_early_error(wc_conn_t *c, const wc_error_t *e) {
 
 void wc_http_timeout(wc_conn_t *c) {
   wc_error_t e;
+  wc_log(WC_LOG_DEBUG,
+         "%s: timeout (%s), pause=%#x reading=%d body=%" PRIu64
+         " inflight=%u block=%zu",
+         c->peer, c->http.in_body ? "body" : "headers", c->pause, c->reading,
+         c->http.body_bytes, c->http.count.inflight, c->http.count.block_len);
   wc_errors_set(&e, WC_E_TIMEOUT, c->http.in_body
                                       ? "no body bytes arrived in time "
                                         "(timeouts_ms.body)"

@@ -27,6 +27,7 @@ typedef struct {
   int early;     /* close after the answer */
   int unread;    /* answered before the request was read: linger */
   int timed_out;
+  int kick; /* the parser paused and may owe input-free transitions */
   int method;
   uint8_t major, minor;
   char *url;

@@ -256,7 +256,13 @@ static int dispatch(wc_conn_t *c) {
     } else {
       size_t win = ct->block_len < CUT_WINDOW ? ct->block_len : CUT_WINDOW;
       size_t off = ct->block_len - win;
-      size_t k = wc_prev_cut(ct->block + off, win, win);
+      char last = ct->block[ct->block_len - 1];
+      /* wc_prev_cut treats the end of its text as a cut, but the end of a
+       * block is not the end of the body: ask for the last separator before
+       * the final byte, and check the final byte here. */
+      size_t k = last == ' ' || last == '\n'
+                     ? win
+                     : wc_prev_cut(ct->block + off, win, win - 1);
       if (k == 0) {
         int rc = wc_stream_new(&ct->stream, ct->set);
         if (rc < 0)

@@ -385,11 +385,14 @@ def test_differential_random_texts_and_chunkings():
     # a low parallel threshold makes the block cutting run on small texts
     with w.Server({"parallel": {"min_bytes": 65536}}) as s:
         c = s.conn()
+        last = w.time.monotonic()
         for i in range(150):
             if rng.random() < 0.1:
                 c.close()
                 c = s.conn()
             ntok = rng.choice([0, 1, 3, 20, 200, 2000, 2000, 30000])
+            if i % 15 == 7:
+                ntok = rng.randint(250000, 400000)  # over 1 MiB: several streaming blocks
             kind = rng.choice(["raw", "raw", "raw", "chunked", "chunked", "json", "form"])
             needles = w.random_needles(rng)
             opts = {"mode": rng.choice(["auto", "sequential", "parallel"])}
@@ -438,8 +441,61 @@ def test_differential_random_texts_and_chunkings():
                 body = urllib.parse.urlencode(fields).encode()
                 req = build_request("POST", "/count", body,
                                     [("Content-Type", "application/x-www-form-urlencoded")])
+            if w.time.monotonic() - last > 1.0:
+                # computing the reference took a while: the keep-alive
+                # timeout (5 s) may be near, use a fresh connection
+                c.close()
+                c = s.conn()
             _send_and_check(c, rng, req, exp, len(text), what)
+            last = w.time.monotonic()
         c.close()
+
+
+def _send_split(p, target, body, cuts, chunked=False):
+    """Sends body so that the server's reads end at the given offsets: each
+    piece in one send, with a pause after it."""
+    with Conn(p, timeout=60 * w.SLOW) as c:
+        if chunked:
+            c.send(build_request("POST", target, None, [("Transfer-Encoding", "chunked")]))
+        else:
+            c.send(build_request("POST", target, None, [("Content-Length", str(len(body)))]))
+        prev = 0
+        for cut in list(cuts) + [len(body)]:
+            piece = body[prev:cut]
+            if chunked:
+                piece = b"%x\r\n" % len(piece) + piece + b"\r\n" if piece else b""
+            c.send(piece)
+            w.time.sleep(0.03)
+            prev = cut
+        if chunked:
+            c.send(b"0\r\n\r\n")
+        r = c.read_response()
+        check_response(r)
+        return r
+
+
+def test_words_split_at_block_boundaries():
+    # a needle split across the read that fills a block (the default
+    # parallel.min_bytes is 1 MiB; 64 KiB is a common read size): every
+    # offset of " is " around the boundary, each mode, Content-Length and chunked
+    failures = []
+    for cfg, bounds in [(None, [1 << 16, 1 << 20]), ({"parallel": {"min_bytes": 65536}}, [1 << 16, 1 << 17])]:
+        with w.Server(cfg) as s:
+            for B in bounds:
+                for off in range(-3, 2):
+                    body = b"x" * (B - 2 + off) + b" is " + b"y" * 100 + b" is"
+                    exp = ref_count(body, ["is"])
+                    assert exp == {"is": 2}
+                    for mode in ["auto", "sequential", "parallel"]:
+                        for chunked in (False, True):
+                            r = _send_split(s.port, count_target(["is"], mode=mode), body, [B], chunked)
+                            try:
+                                check_counts(r, exp, len(body), "min_bytes %s: ' is ' at %d%+d, read boundary "
+                                             "at %d, mode=%s%s" % (cfg and 65536, B, off, B, mode,
+                                                                  " chunked" if chunked else ""))
+                            except AssertionError as e:
+                                failures.append(str(e))
+    assert not failures, "%d cases wrong:\n  " % len(failures) + "\n  ".join(failures)
 
 
 # ---------------------------------------------------------------- big bodies
