@@ -713,6 +713,8 @@ static bool have_avx2(void) {
 void wc_scan(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
              bool eot, size_t from, size_t to, uint64_t base, uint64_t *until,
              uint64_t *counts) {
+  if (from >= to)
+    return;
 #if defined(__x86_64__) || defined(__i386__)
   if (!(set->flags & (WC_FORCE_SCALAR | WC_FORCE_SSE2)) && have_avx2()) {
     size_t lo = from > 0 ? from : 1, hi = lo;
@@ -724,13 +726,16 @@ void wc_scan(const wc_needles_t *set, const uint8_t *buf, size_t len, bool sot,
         if (lim > lo)
           hi = lo + (lim - lo) / 32 * 32;
       }
+      if (hi == lo) {
+        wc_scan_avx2(set, buf, len, sot, eot, from, to, base, until, counts);
+        return;
+      }
       wc_scan_avx2(set, buf, len, sot, eot, from, lo, base, until, counts);
       if (set->n <= 16 && set->ngroups <= 16 && set->maxlen <= WC_VEC_BYTES)
         tp_bulk(set, buf, lo, hi, counts);
       else
         wc_scan_hash_bulk(set, buf, len, eot, lo, hi, counts);
-      wc_scan_avx2(set, buf, len, sot, eot, hi > lo ? hi : lo, to, base,
-                   until, counts);
+      wc_scan_avx2(set, buf, len, sot, eot, hi, to, base, until, counts);
       return;
     }
     /* The bulk kernel takes the middle, the block kernel the edges. */

@@ -554,6 +554,8 @@ def chunk_body(body, sizes, rng=None):
     parts = []
     i = 0
     k = 0
+    if isinstance(sizes, int):  # at most ~20000 chunks (test time)
+        sizes = max(sizes, len(body) // 10000)
     while i < len(body):
         if isinstance(sizes, int):
             n = rng.randint(1, sizes)
@@ -781,11 +783,9 @@ NEEDLES = ["is", "Is", "a", "\u03c3", "k", "is,", "is\r", "\r", "is-is", "42", "
 
 
 def random_text(rng, ntokens):
-    parts = []
-    for _ in range(ntokens):
-        parts.append(rng.choice(TOKENS))
-        parts.append(rng.choice(SEPS))
-    return "".join(parts)
+    toks = rng.choices(TOKENS, k=ntokens)
+    seps = rng.choices(SEPS, k=ntokens)
+    return "".join(t + s for t, s in zip(toks, seps))
 
 
 def random_bytes_text(rng, ntokens):
