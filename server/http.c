@@ -219,7 +219,15 @@ static int on_headers_complete(llhttp_t *p) {
   } else if (h->route.action == WC_ACT_ERROR) {
     wc_errors_set(err, h->route.err, NULL);
   }
-  if (cl > h->body_limit) {
+  if (err->kind == WC_E_NONE && h->n_expect > 0 && !h->expect_continue)
+    wc_errors_set(err, WC_E_EXPECT, NULL);
+  if (err->kind == WC_E_NONE && h->route.action == WC_ACT_COUNT &&
+      h->count.body_type == WC_BODY_RAW) {
+    int rc = wc_job_begin_raw(c);
+    if (rc < 0 && h->count.err.kind != WC_E_NONE)
+      *err = h->count.err;
+  }
+  if (err->kind == WC_E_NONE && cl > h->body_limit) {
     wc_error_t e;
     wc_errors_set(&e, WC_E_TOO_LARGE,
                   "the body has %" PRIu64 " bytes; the limit is %" PRIu64
@@ -231,14 +239,6 @@ static int on_headers_complete(llhttp_t *p) {
                       : "max_json_body_bytes");
     wc_http_early_error(c, &e);
     return HPE_USER;
-  }
-  if (err->kind == WC_E_NONE && h->n_expect > 0 && !h->expect_continue)
-    wc_errors_set(err, WC_E_EXPECT, NULL);
-  if (err->kind == WC_E_NONE && h->route.action == WC_ACT_COUNT &&
-      h->count.body_type == WC_BODY_RAW) {
-    int rc = wc_job_begin_raw(c);
-    if (rc < 0 && h->count.err.kind != WC_E_NONE)
-      *err = h->count.err;
   }
   if (err->kind != WC_E_NONE && (h->has_body || h->n_expect > 0)) {
     /* Known bad before the body: answer now instead of reading it. */
