@@ -9,7 +9,8 @@
 #   V=1             show full command lines
 .SUFFIXES:
 .DELETE_ON_ERROR:
-.PHONY: all deps deps-test run test unit-test cli-test server-test test-asan \
+.SECONDARY:
+.PHONY: all deps deps-test run test unit-test cli-test server-test test-asan test-tsan \
         bench-core bench fuzz install clean format
 
 PREFIX ?= /usr/local
@@ -133,6 +134,7 @@ run: all
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all unit-test cli-test server-test
 	$(Q)$(MAKE) --no-print-directory test-asan
+	$(Q)$(MAKE) --no-print-directory test-tsan
 	@echo "make test: all suites passed"
 
 unit-test: $(UNIT_BINS) $(CLI)
@@ -146,6 +148,11 @@ server-test: $(SERVER)
 
 test-asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test server-test
+
+# ThreadSanitizer over the tests whose threads share data (the parallel
+# counter shares its needle set read-only).
+test-tsan:
+	$(Q)$(MAKE) --no-print-directory SANITIZER=thread unit-test
 
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)

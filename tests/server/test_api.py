@@ -162,6 +162,82 @@ def test_repeated_and_duplicate_needles():
     check_counts(r, {"\u00e9": 2, "is": 1}, len("\u00e9 is \u00e9".encode()))
 
 
+def test_needle_keys_and_escaping():
+    p = port()
+    # needles are returned as given (not folded), distinct needles stay distinct
+    text = "is IS Is \u212a k".encode()
+    r = post_raw(p, text, ["IS", "is", "\u212a"], ignore_case="true")
+    check_counts(r, {"IS": 3, "is": 3, "\u212a": 2}, len(text), "keys as given under ignore_case")
+    # needles with bytes that JSON must escape in the keys of counts
+    for raw, needle in [("%22", '"'), ("%5C", "\\"), ("%01", "\x01"), ("%09", "\t"),
+                        ("%22%5C%2F%08%0C%0D%1F", '"\\/\x08\x0c\r\x1f'), ("%E2%80%A8", "\u2028"),
+                        ("%00", "\x00"), ("a%00b", "a\x00b")]:
+        body = ("x " + needle + " y " + needle).encode()
+        r = request(p, "POST", "/count?needle=" + raw, body)
+        check_counts(r, {needle: 2}, len(body), "needle %r (JSON escaping of the key)" % needle)
+
+
+def test_body_edge_cases():
+    p = port()
+    # POST without Content-Length or Transfer-Encoding: an empty body
+    with Conn(p) as c:
+        c.send(b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 0}, 0, "POST without a body")
+    # media types are case-insensitive, parameters allowed
+    for ct in ["Application/JSON", "application/json;charset=UTF-8", "APPLICATION/JSON ; charset=utf-8"]:
+        r = request(p, "POST", "/count", b'{"text": "is is", "needle": "is"}', [("Content-Type", ct)])
+        check_counts(r, {"is": 2}, 5, "Content-Type %r" % ct)
+    for ct in ["Application/X-WWW-Form-Urlencoded", "application/x-www-form-urlencoded; charset=utf-8"]:
+        r = request(p, "POST", "/count", b"text=is+is&needle=is", [("Content-Type", ct)])
+        check_counts(r, {"is": 2}, 5, "Content-Type %r" % ct)
+    # transfer-coding names are case-insensitive
+    with Conn(p) as c:
+        c.send(b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+               b"5\r\nis is\r\n0\r\n\r\n")
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 2}, 5, "Transfer-Encoding: Chunked")
+    # Expect: 100-continue with the body sent at once anyway
+    with Conn(p) as c:
+        c.send(build_request("POST", count_target(["is"]), b"is is", [("Expect", "100-continue")]))
+        r, interim = c.read_final()
+        check_response(r)
+        check_counts(r, {"is": 2}, 5, "Expect with the body sent at once")
+        c.send(build_request("GET", "/healthz"))
+        r = c.read_response()
+        assert r.status == 200, "after an Expect request whose body came at once: %r" % r
+    # a query string on /healthz is harmless
+    r = request(p, "GET", "/healthz?probe=1")
+    assert r.status == 200, r
+
+
+def test_malformed_encodings_answer():
+    # malformed percent-encoding and deep JSON: an answer (200 or 400), never a crash or hang
+    p = port()
+    F = [("Content-Type", "application/x-www-form-urlencoded")]
+    for raw in [b"text=%zz&needle=is", b"text=is%&needle=is", b"text=%C3&needle=is", b"text=is&needle=i%s",
+                b"text=is&&needle=is", b"text=is&needle", b"=&text=is&needle=is", b"text=is;needle=is"]:
+        r = request(p, "POST", "/count", raw, F)
+        check_response(r, what=repr(raw))
+        assert r.status in (200, 400), (raw, r)
+    for raw in ["/count?needle=%zz", "/count?needle=is%", "/count?needle=is&", "/count?&needle=is",
+                "/count?needle"]:
+        r = request(p, "POST", raw, b"is is")
+        check_response(r, what=raw)
+        assert r.status in (200, 400), (raw, r)
+    J = [("Content-Type", "application/json")]
+    deep = b'{"text": "is", "needle": "is", "x": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+    r = request(p, "POST", "/count", deep, J)
+    check_error(r, 400)
+    deep = b"[" * 200000
+    r = request(p, "POST", "/count", deep, J)
+    check_error(r, 400)
+    r = request(p, "GET", "/healthz")
+    assert r.status == 200
+
+
 # ---------------------------------------------------------------- JSON, form
 
 def test_json_bodies():

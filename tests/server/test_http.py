@@ -365,6 +365,8 @@ VECTORS = [
     ("HTTP/3.0", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, True),
     ("POST HTTP/2.0", P.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: 2\r\n\r\nis", 505, True),
     ("missing Host on HTTP/1.1", b"GET /healthz HTTP/1.1\r\n\r\n", 400, False),
+    ("two Host headers (RFC 9112 3.2: MUST 400)", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+     400, False),
     ("missing Host on HTTP/1.1 POST", b"POST /count?needle=is HTTP/1.1\r\nContent-Length: 2\r\n\r\nis",
      400, False),
 ]

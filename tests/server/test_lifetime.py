@@ -139,6 +139,52 @@ def test_concurrent_requests_are_correct():
         assert not errs, errs[:3]
 
 
+def test_many_concurrent_uploads_no_deadlock():
+    # 64 uploads of 3.4 MB interleaved in 64 KiB pieces: every connection
+    # holds a partly filled block at once; back-pressure must not deadlock
+    errs = []
+    done = [0]
+    lock = threading.Lock()
+    with w.Server() as s:
+        def up(k):
+            try:
+                with Conn(s.port, timeout=120 * w.SLOW) as c:
+                    mode = ["auto", "parallel", "sequential"][k % 3]
+                    c.send(build_request("POST", count_target(["is"], mode=mode), None,
+                                         [("Content-Length", str(len(BIG)))]))
+                    for i in range(0, len(BIG), 65536):
+                        c.send(BIG[i:i + 65536])
+                        time.sleep(0)
+                    r = c.read_response()
+                    check_counts(r, {"is": 40000}, len(BIG), "upload %d" % k)
+                    with lock:
+                        done[0] += 1
+            except Exception as e:
+                errs.append(e)
+        ts = [threading.Thread(target=up, args=(k,), daemon=True) for k in range(64)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120 * w.SLOW)
+        assert not errs, "%d uploads failed: %r" % (len(errs), errs[:3])
+        assert done[0] == 64, "only %d of 64 concurrent uploads completed (deadlock?)" % done[0]
+
+
+def test_sigterm_right_after_listening_line():
+    # a supervisor may signal as soon as the server says it listens: the
+    # handlers must be in place by then (exit 0, not death by SIGTERM)
+    bad = []
+    for i in range(15):
+        s = w.Server()
+        s.send_signal(signal.SIGTERM)
+        rc = s.wait(30 * w.SLOW)
+        s.kill()
+        if rc != 0:
+            bad.append(rc)
+    assert not bad, "exit statuses %r in 15 starts stopped by SIGTERM right after 'listening on' " \
+                    "(-15: killed by the signal, no handler yet)" % bad
+
+
 def wait_refused(p, timeout):
     """Polls until new connections are refused (the listener is closed);
     returns True when observed."""

@@ -108,6 +108,26 @@ def test_progressing_body_is_not_cut():
             check_counts(r, {"is": 8}, len(body), "a body progressing a byte every 100 ms")
 
 
+def test_timers_during_a_slow_body():
+    # headers done: the header timer (500 ms) stops; a body arriving a byte
+    # every 50 ms (never 300 ms without progress) runs 2 s in all and must
+    # not be cut by the header, keep-alive or body timers
+    with Conn(port(), timeout=30 * w.SLOW) as c:
+        c.send(build_request("GET", "/healthz"))
+        assert c.read_response().status == 200
+        body = b"is " * 13 + b"i"
+        c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", str(len(body)))]))
+        for i in range(len(body)):
+            time.sleep(0.05)
+            c.send(body[i:i + 1])
+        r = c.read_response()
+        check_response(r)
+        check_counts(r, {"is": 13}, len(body), "slow steady body on a keep-alive connection")
+        # a second request on the same connection whose header stalls: 408 or close
+        c.send(b"GET /healthz HTTP/1.1\r\nHo")
+        expect_408_or_close(c, "stalled header of a second request")
+
+
 def test_idle_keepalive_closes():
     with Conn(port()) as c:
         c.send(build_request("GET", "/healthz"))
@@ -185,12 +205,14 @@ def test_max_connections():
                         extra.close()
                         extra = None
                 except TimeoutError:
-                    pass  # waiting: fine
+                    w.log("  (the 9th connection waits)")
                 except Closed:
+                    w.log("  (the 9th connection was closed: refused)")
                     extra.close()
-                    extra = None  # refused: fine
-            except OSError:
-                extra = None  # refused at connect: fine
+                    extra = None
+            except OSError as e:
+                w.log("  (the 9th connection was refused at connect: %s)" % e)
+                extra = None
             assert not served_now, "a 9th connection was served while max_connections=8 were open"
             # below the limit again: the waiting one is served, or new ones are
             conns.pop().close()
