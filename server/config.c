@@ -60,8 +60,9 @@ static int store_int(const int_key_t *k, double v, char *err, size_t errlen) {
 
 /* Walks one JSON object against a table of integer keys; sub-objects and
  * other types are handled by the caller through `other`. */
-static int load_ints(const cJSON *obj, const char *prefix, const int_key_t *keys,
-                     size_t nkeys, char *err, size_t errlen) {
+static int load_ints(const cJSON *obj, const char *prefix,
+                     const int_key_t *keys, size_t nkeys, char *err,
+                     size_t errlen) {
   const cJSON *it;
   if (!cJSON_IsObject(obj)) {
     snprintf(err, errlen, "%s must be an object", prefix);
@@ -196,8 +197,8 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
         return rc;
     } else if (strcmp(k, "parallel") == 0) {
       const int_key_t keys[] = {
-          {"parallel.min_bytes", 1, UINT64_C(1) << 50,
-           &cfg->parallel_min_bytes, sizeof(uint64_t)},
+          {"parallel.min_bytes", 1, UINT64_C(1) << 50, &cfg->parallel_min_bytes,
+           sizeof(uint64_t)},
       };
       rc = load_ints(it, "parallel", keys, WC_ARRAY_SIZE(keys), err, errlen);
       if (rc < 0)

@@ -50,7 +50,9 @@ static void conn_free(wc_conn_t *c) {
   wc_server_conn_freed(srv);
 }
 
-void wc_conn_ref(wc_conn_t *c) { c->refs++; }
+void wc_conn_ref(wc_conn_t *c) {
+  c->refs++;
+}
 
 void wc_conn_unref(wc_conn_t *c) {
   if (--c->refs == 0)
@@ -355,8 +357,7 @@ void wc_conn_flush(wc_conn_t *c) {
 }
 
 int wc_conn_is_idle(const wc_conn_t *c) {
-  return !c->writing && c->obuf_len == 0 && c->pend == NULL &&
-         !wc_http_busy(c);
+  return !c->writing && c->obuf_len == 0 && c->pend == NULL && !wc_http_busy(c);
 }
 
 int wc_conn_accept(wc_server_t *srv) {

@@ -151,7 +151,8 @@ full:
 size_t wc_errors_body(const wc_error_t *e, char *buf, size_t cap) {
   const char *msg = e->msg[0] != '\0' ? e->msg : wc_errors_message(e->kind);
   size_t pos;
-  int n = snprintf(buf, cap, "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"",
+  int n = snprintf(buf, cap,
+                   "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":\"",
                    wc_errors_status(e->kind), wc_errors_code(e->kind));
   if (n < 0 || (size_t)n + 4 >= cap)
     return 0;

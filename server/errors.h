@@ -10,27 +10,27 @@
 
 typedef enum {
   WC_E_NONE = 0,
-  WC_E_BAD_REQUEST,     /* 400 malformed HTTP */
-  WC_E_UNKNOWN_PARAM,   /* 400 unknown query parameter, form field or key */
-  WC_E_BAD_VALUE,       /* 400 a parameter with a wrong type or value */
-  WC_E_DUPLICATE,       /* 400 a parameter given twice */
-  WC_E_MISSING_TEXT,    /* 400 */
-  WC_E_MISSING_NEEDLE,  /* 400 */
-  WC_E_BAD_NEEDLE,      /* 400 empty, not UTF-8, space or \n */
-  WC_E_NEEDLE_TOO_LONG, /* 400 */
-  WC_E_TOO_MANY_NEEDLES,/* 400 */
-  WC_E_BAD_JSON,        /* 400 */
-  WC_E_BAD_FORM,        /* 400 */
-  WC_E_NOT_FOUND,       /* 404 */
-  WC_E_METHOD,          /* 405 */
-  WC_E_TIMEOUT,         /* 408 */
-  WC_E_TOO_LARGE,       /* 413 */
-  WC_E_EXPECT,          /* 417 */
+  WC_E_BAD_REQUEST,       /* 400 malformed HTTP */
+  WC_E_UNKNOWN_PARAM,     /* 400 unknown query parameter, form field or key */
+  WC_E_BAD_VALUE,         /* 400 a parameter with a wrong type or value */
+  WC_E_DUPLICATE,         /* 400 a parameter given twice */
+  WC_E_MISSING_TEXT,      /* 400 */
+  WC_E_MISSING_NEEDLE,    /* 400 */
+  WC_E_BAD_NEEDLE,        /* 400 empty, not UTF-8, space or \n */
+  WC_E_NEEDLE_TOO_LONG,   /* 400 */
+  WC_E_TOO_MANY_NEEDLES,  /* 400 */
+  WC_E_BAD_JSON,          /* 400 */
+  WC_E_BAD_FORM,          /* 400 */
+  WC_E_NOT_FOUND,         /* 404 */
+  WC_E_METHOD,            /* 405 */
+  WC_E_TIMEOUT,           /* 408 */
+  WC_E_TOO_LARGE,         /* 413 */
+  WC_E_EXPECT,            /* 417 */
   WC_E_HEADERS_TOO_LARGE, /* 431 */
-  WC_E_INTERNAL,        /* 500 */
-  WC_E_NO_MEMORY,       /* 503 */
-  WC_E_DRAINING,        /* 503 */
-  WC_E_VERSION,         /* 505 */
+  WC_E_INTERNAL,          /* 500 */
+  WC_E_NO_MEMORY,         /* 503 */
+  WC_E_DRAINING,          /* 503 */
+  WC_E_VERSION,           /* 505 */
   WC_E__COUNT
 } wc_err_t;
 

@@ -201,9 +201,9 @@ static int on_headers_complete(llhttp_t *p) {
                           cfg->limits.max_needle_bytes};
     q = memchr(h->url, '?', h->url_len);
     path_len = q != NULL ? (size_t)(q - h->url) : h->url_len;
-    if (q != NULL && wc_reqparse_query(&ct->spec, q + 1,
-                                       h->url_len - path_len - 1, &lim,
-                                       err) < 0) {
+    if (q != NULL &&
+        wc_reqparse_query(&ct->spec, q + 1, h->url_len - path_len - 1, &lim,
+                          err) < 0) {
       /* err is set */
     } else if (ct->spec.n > 0) {
       ct->body_type = WC_BODY_RAW;
@@ -229,14 +229,13 @@ static int on_headers_complete(llhttp_t *p) {
   }
   if (err->kind == WC_E_NONE && cl > h->body_limit) {
     wc_error_t e;
-    wc_errors_set(&e, WC_E_TOO_LARGE,
-                  "the body has %" PRIu64 " bytes; the limit is %" PRIu64
-                  " (limits.%s)",
-                  cl, h->body_limit,
-                  h->route.action == WC_ACT_COUNT &&
-                          h->count.body_type == WC_BODY_RAW
-                      ? "max_body_bytes"
-                      : "max_json_body_bytes");
+    wc_errors_set(
+        &e, WC_E_TOO_LARGE,
+        "the body has %" PRIu64 " bytes; the limit is %" PRIu64 " (limits.%s)",
+        cl, h->body_limit,
+        h->route.action == WC_ACT_COUNT && h->count.body_type == WC_BODY_RAW
+            ? "max_body_bytes"
+            : "max_json_body_bytes");
     wc_http_early_error(c, &e);
     return HPE_USER;
   }
@@ -262,13 +261,12 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   h->body_bytes += len;
   if (h->body_bytes > h->body_limit) {
     wc_error_t e;
-    wc_errors_set(&e, WC_E_TOO_LARGE,
-                  "the body is over %" PRIu64 " bytes (limits.%s)",
-                  h->body_limit,
-                  h->route.action == WC_ACT_COUNT &&
-                          h->count.body_type == WC_BODY_RAW
-                      ? "max_body_bytes"
-                      : "max_json_body_bytes");
+    wc_errors_set(
+        &e, WC_E_TOO_LARGE, "the body is over %" PRIu64 " bytes (limits.%s)",
+        h->body_limit,
+        h->route.action == WC_ACT_COUNT && h->count.body_type == WC_BODY_RAW
+            ? "max_body_bytes"
+            : "max_json_body_bytes");
     wc_http_early_error(c, &e);
     return HPE_USER;
   }
@@ -379,7 +377,9 @@ void wc_http_free(wc_conn_t *c) {
   c->http.url = NULL;
 }
 
-int wc_http_busy(const wc_conn_t *c) { return c->http.started; }
+int wc_http_busy(const wc_conn_t *c) {
+  return c->http.started;
+}
 
 /*
  * The header-section scanner. Returns 0, or -1 after answering an error.
@@ -461,8 +461,7 @@ static void protocol_error(wc_conn_t *c, llhttp_errno_t err) {
   wc_http_early_error(c, &e);
 }
 
-int wc_http_feed(wc_conn_t *c, const char *data, size_t len,
-                 size_t *consumed) {
+int wc_http_feed(wc_conn_t *c, const char *data, size_t len, size_t *consumed) {
   wc_http_t *h = &c->http;
   size_t off = 0;
   for (;;) {
@@ -505,19 +504,32 @@ int wc_http_feed(wc_conn_t *c, const char *data, size_t len,
 
 static const char *reason(int status) {
   switch (status) {
-  case 200: return "OK";
-  case 204: return "No Content";
-  case 400: return "Bad Request";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 408: return "Request Timeout";
-  case 413: return "Content Too Large";
-  case 417: return "Expectation Failed";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
-  case 505: return "HTTP Version Not Supported";
-  default: return "Unknown";
+  case 200:
+    return "OK";
+  case 204:
+    return "No Content";
+  case 400:
+    return "Bad Request";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 408:
+    return "Request Timeout";
+  case 413:
+    return "Content Too Large";
+  case 417:
+    return "Expectation Failed";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
+  case 505:
+    return "HTTP Version Not Supported";
+  default:
+    return "Unknown";
   }
 }
 
@@ -541,9 +553,9 @@ static void respond(wc_conn_t *c, int status, const char *extra,
                  "Content-Length: %zu\r\n%s%s\r\n",
                  status, reason(status), (int)srv->date_len, srv->date, len,
                  extra ? extra : "",
-                 close                ? "Connection: close\r\n"
+                 close           ? "Connection: close\r\n"
                  : h->minor == 0 ? "Connection: keep-alive\r\n"
-                                      : "");
+                                 : "");
   if (n < 0 || (size_t)n >= sizeof hdr || wc_conn_send(c, hdr, (size_t)n) < 0 ||
       (!head && status != 204 && len > 0 && wc_conn_send(c, body, len) < 0)) {
     wc_log(WC_LOG_WARN, "out of memory queueing a response");
@@ -591,11 +603,11 @@ void wc_http_timeout(wc_conn_t *c) {
          " inflight=%u block=%zu",
          c->peer, c->http.in_body ? "body" : "headers", c->pause, c->reading,
          c->http.body_bytes, c->http.count.inflight, c->http.count.block_len);
-  wc_errors_set(&e, WC_E_TIMEOUT, c->http.in_body
-                                      ? "no body bytes arrived in time "
-                                        "(timeouts_ms.body)"
-                                      : "the headers did not arrive in time "
-                                        "(timeouts_ms.header)");
+  wc_errors_set(&e, WC_E_TIMEOUT,
+                c->http.in_body ? "no body bytes arrived in time "
+                                  "(timeouts_ms.body)"
+                                : "the headers did not arrive in time "
+                                  "(timeouts_ms.header)");
   /* No lingering for a client that is too slow: close once written. */
   c->http.early = 1;
   c->http.timed_out = 1;
@@ -635,8 +647,7 @@ void wc_http_count_done(wc_conn_t *c) {
       out[pos++] = '"';
     wc_errors_json_escape(out, cap, &pos, ct->spec.needles[i],
                           ct->spec.lens[i]);
-    pos += (size_t)snprintf(out + pos, cap - pos, "\":%" PRIu64,
-                            ct->counts[i]);
+    pos += (size_t)snprintf(out + pos, cap - pos, "\":%" PRIu64, ct->counts[i]);
   }
   pos += (size_t)snprintf(out + pos, cap - pos, "},\"bytes\":%" PRIu64 "}",
                           ct->bytes);

@@ -21,11 +21,11 @@ typedef struct {
   int scan_state;
   size_t header_bytes;
   /* The request in progress. */
-  int started;   /* a byte of this request was seen */
-  int in_body;   /* headers complete, message not complete */
-  int has_body;  /* Content-Length > 0 or chunked */
-  int early;     /* close after the answer */
-  int unread;    /* answered before the request was read: linger */
+  int started;  /* a byte of this request was seen */
+  int in_body;  /* headers complete, message not complete */
+  int has_body; /* Content-Length > 0 or chunked */
+  int early;    /* close after the answer */
+  int unread;   /* answered before the request was read: linger */
   int timed_out;
   int kick; /* the parser paused and may owe input-free transitions */
   int method;
@@ -64,8 +64,7 @@ void wc_http_free(wc_conn_t *c);
  * Returns 0, or -1 when the connection must not parse any more (an error was
  * answered or the connection is closing).
  */
-int wc_http_feed(wc_conn_t *c, const char *data, size_t len,
-                 size_t *consumed);
+int wc_http_feed(wc_conn_t *c, const char *data, size_t len, size_t *consumed);
 
 /* 1 when bytes of a request were received and it is not answered yet. */
 int wc_http_busy(const wc_conn_t *c);

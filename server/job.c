@@ -423,8 +423,8 @@ int wc_job_begin_raw(wc_conn_t *c) {
     return -ENOMEM;
   }
   ct->max_inflight = ct->spec.mode == WC_MODE_SEQUENTIAL ? 1
-                     : cfg->workers > 0                   ? cfg->workers
-                                                          : 1;
+                     : cfg->workers > 0                  ? cfg->workers
+                                                         : 1;
   return 0;
 }
 

@@ -37,7 +37,7 @@ typedef struct {
   /* JSON and form bodies */
   char *buf;
   size_t buf_len, buf_cap;
-  uint64_t held; /* budget bytes this request holds */
+  uint64_t held;  /* budget bytes this request holds */
   wc_link_t jobs; /* its jobs queued or running */
 } wc_count_t;
 

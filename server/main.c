@@ -7,12 +7,12 @@
  * and configuration errors.
  */
 #include <errno.h>
+#include <llhttp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <llhttp.h>
 #include <uv.h>
 
 #include "config.h"
@@ -25,17 +25,16 @@ static uv_signal_t sig_term, sig_int;
 static wc_server_t srv;
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: wordcount-server [--config FILE] [--host H] [--port P] "
-          "[--workers N]\n"
-          "                        [--help] [--version]\n"
-          "Counts words over HTTP: POST /count, GET /healthz, GET /readyz.\n"
-          "  --config FILE  JSON configuration (see config.example.json)\n"
-          "  --host H       address to listen on (default 127.0.0.1)\n"
-          "  --port P       port (default 8080; 0 picks a free one)\n"
-          "  --workers N    counting threads (default 0: one per CPU)\n"
-          "Environment: WORDCOUNT_HOST, WORDCOUNT_PORT, WORDCOUNT_WORKERS.\n"
-          "Precedence: defaults < config file < environment < flags.\n");
+  fprintf(f, "usage: wordcount-server [--config FILE] [--host H] [--port P] "
+             "[--workers N]\n"
+             "                        [--help] [--version]\n"
+             "Counts words over HTTP: POST /count, GET /healthz, GET /readyz.\n"
+             "  --config FILE  JSON configuration (see config.example.json)\n"
+             "  --host H       address to listen on (default 127.0.0.1)\n"
+             "  --port P       port (default 8080; 0 picks a free one)\n"
+             "  --workers N    counting threads (default 0: one per CPU)\n"
+             "Environment: WORDCOUNT_HOST, WORDCOUNT_PORT, WORDCOUNT_WORKERS.\n"
+             "Precedence: defaults < config file < environment < flags.\n");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
@@ -56,8 +55,7 @@ static void on_stopped(wc_server_t *s) {
 }
 
 /* "--name value" or "--name=value": returns the value or NULL. */
-static const char *flag_value(int argc, char **argv, int *i,
-                              const char *name) {
+static const char *flag_value(int argc, char **argv, int *i, const char *name) {
   size_t n = strlen(name);
   if (strncmp(argv[*i], name, n) != 0)
     return NULL;
@@ -153,18 +151,20 @@ int main(int argc, char **argv) {
     return 1;
   }
   wc_log_init(cfg.log_level, cfg.log_access);
-  rc = wc_server_start(&srv, &loop, &cfg, on_stopped);
-  if (rc < 0) {
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    return 1;
-  }
+  /* Signals are handled before the address is printed: whoever reads the
+   * "listening on" line may signal us at once. */
   uv_signal_init(&loop, &sig_term);
   uv_signal_init(&loop, &sig_int);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_int, on_signal, SIGINT);
-  wc_log(WC_LOG_INFO, "%u worker(s), kernel %s", cfg.workers,
-         wc_kernel_name());
+  rc = wc_server_start(&srv, &loop, &cfg, on_stopped);
+  if (rc < 0) {
+    on_stopped(&srv);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 1;
+  }
+  wc_log(WC_LOG_INFO, "%u worker(s), kernel %s", cfg.workers, wc_kernel_name());
 
   uv_run(&loop, UV_RUN_DEFAULT);
 

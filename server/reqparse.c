@@ -27,7 +27,9 @@ enum {
   SEEN_NEEDLES = 1u << 5,
 };
 
-void wc_reqparse_init(wc_countspec_t *s) { memset(s, 0, sizeof *s); }
+void wc_reqparse_init(wc_countspec_t *s) {
+  memset(s, 0, sizeof *s);
+}
 
 void wc_reqparse_free(wc_countspec_t *s) {
   for (size_t i = 0; i < s->n; i++)
@@ -73,8 +75,8 @@ static int add_needle(wc_countspec_t *s, const char *p, size_t len,
     if (s->lens[i] == len && memcmp(s->needles[i], p, len) == 0)
       return 0; /* given twice: counted once */
   if (s->n >= lim->max_needles) {
-    wc_errors_set(e, WC_E_TOO_MANY_NEEDLES,
-                  "more than %zu distinct needles", lim->max_needles);
+    wc_errors_set(e, WC_E_TOO_MANY_NEEDLES, "more than %zu distinct needles",
+                  lim->max_needles);
     return -EINVAL;
   }
   if (s->n == s->cap) {
@@ -237,8 +239,10 @@ static int parse_urlencoded(wc_countspec_t *s, const char *in, size_t len,
       rc = add_needle(s, val, vlen, lim, e);
     } else if (nlen == 11 && memcmp(name, "ignore_case", 11) == 0) {
       int on;
-      if (seen & SEEN_IGNORE_CASE)
-        { dup = 1; goto dupl; }
+      if (seen & SEEN_IGNORE_CASE) {
+        dup = 1;
+        goto dupl;
+      }
       seen |= SEEN_IGNORE_CASE;
       if (parse_flag(val, vlen, &on) < 0) {
         wc_errors_set(e, WC_E_BAD_VALUE,
@@ -249,18 +253,24 @@ static int parse_urlencoded(wc_countspec_t *s, const char *in, size_t len,
         rc = set_bool(s, on);
       }
     } else if (nlen == 8 && memcmp(name, "boundary", 8) == 0) {
-      if (seen & SEEN_BOUNDARY)
-        { dup = 1; goto dupl; }
+      if (seen & SEEN_BOUNDARY) {
+        dup = 1;
+        goto dupl;
+      }
       seen |= SEEN_BOUNDARY;
       rc = set_boundary(s, val, vlen, e);
     } else if (nlen == 4 && memcmp(name, "mode", 4) == 0) {
-      if (seen & SEEN_MODE)
-        { dup = 1; goto dupl; }
+      if (seen & SEEN_MODE) {
+        dup = 1;
+        goto dupl;
+      }
       seen |= SEEN_MODE;
       rc = set_mode(s, val, vlen, e);
     } else if (allow_text && nlen == 4 && memcmp(name, "text", 4) == 0) {
-      if (seen & SEEN_TEXT)
-        { dup = 1; goto dupl; }
+      if (seen & SEEN_TEXT) {
+        dup = 1;
+        goto dupl;
+      }
       seen |= SEEN_TEXT;
       s->text = malloc(vlen + 1);
       if (s->text == NULL) {
@@ -355,8 +365,8 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
     size_t at = end != NULL && end >= body && end <= body + len
                     ? (size_t)(end - body)
                     : 0;
-    wc_errors_set(e, WC_E_BAD_JSON, "the body is not valid JSON (near byte %zu)",
-                  at);
+    wc_errors_set(e, WC_E_BAD_JSON,
+                  "the body is not valid JSON (near byte %zu)", at);
     return -EINVAL;
   }
   while (end < body + len &&
@@ -369,8 +379,9 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
     goto out;
   }
   if (!cJSON_IsObject(root)) {
-    wc_errors_set(e, WC_E_BAD_JSON, "the JSON body must be an object, like "
-                                    "{\"text\": \"...\", \"needle\": \"is\"}");
+    wc_errors_set(e, WC_E_BAD_JSON,
+                  "the JSON body must be an object, like "
+                  "{\"text\": \"...\", \"needle\": \"is\"}");
     goto out;
   }
   cJSON_ArrayForEach(it, root) {

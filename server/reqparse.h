@@ -49,5 +49,4 @@ int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e);
 /* Classifies a Content-Type value (media type, parameters ignored). */
 int wc_reqparse_body_type(const char *ct, size_t len);
 
-
 #endif

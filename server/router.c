@@ -29,7 +29,8 @@ void wc_router_match(const char *target, size_t len, int method,
     return;
   }
   for (i = 0; i < sizeof paths / sizeof *paths; i++)
-    if (strlen(paths[i].path) == plen && memcmp(paths[i].path, target, plen) == 0)
+    if (strlen(paths[i].path) == plen &&
+        memcmp(paths[i].path, target, plen) == 0)
       break;
   if (i == sizeof paths / sizeof *paths) {
     out->action = WC_ACT_ERROR;

@@ -36,8 +36,8 @@ static void update_date(wc_server_t *srv) {
   struct tm tm;
   gmtime_r(&now, &tm);
   strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  srv->date_len = (size_t)snprintf(srv->date, sizeof srv->date,
-                                   "Date: %s\r\n", buf);
+  srv->date_len =
+      (size_t)snprintf(srv->date, sizeof srv->date, "Date: %s\r\n", buf);
 }
 
 static void on_date_timer(uv_timer_t *t) {
@@ -100,8 +100,9 @@ void wc_server_conn_freed(wc_server_t *srv) {
 
 static void on_shutdown_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, shutdown_timer);
-  wc_log(WC_LOG_WARN, "shutdown: %u connection(s) still busy after %llu ms; "
-                      "closing them",
+  wc_log(WC_LOG_WARN,
+         "shutdown: %u connection(s) still busy after %llu ms; "
+         "closing them",
          srv->nconns, (unsigned long long)srv->cfg->timeouts_ms.shutdown);
   srv->exit_code = 1;
   while (!wc_list_empty(&srv->conns))

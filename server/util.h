@@ -19,8 +19,12 @@ typedef struct wc_link {
   struct wc_link *next, *prev;
 } wc_link_t;
 
-static inline void wc_list_init(wc_link_t *h) { h->next = h->prev = h; }
-static inline int wc_list_empty(const wc_link_t *h) { return h->next == h; }
+static inline void wc_list_init(wc_link_t *h) {
+  h->next = h->prev = h;
+}
+static inline int wc_list_empty(const wc_link_t *h) {
+  return h->next == h;
+}
 static inline void wc_list_push(wc_link_t *h, wc_link_t *n) {
   n->prev = h->prev;
   n->next = h;

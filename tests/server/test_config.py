@@ -139,6 +139,21 @@ def test_host_and_workers_env():
     assert rc is not None and rc != 0, "a bad WORDCOUNT_PORT was accepted (rc %r)" % rc
 
 
+def test_limits_beyond_the_core():
+    # the core takes at most 4096-byte needles and 1024 needles: a config
+    # above that is refused (exit 2), or the server really serves it
+    for cfg, needles in [({"limits": {"max_needle_bytes": 10000, "max_header_bytes": 65536}}, ["b" * 5000]),
+                         ({"limits": {"max_needles": 5000}}, ["n%d" % i for i in range(2000)])]:
+        rc, out, err = run_cli(["--port", "0", "--host", w.HOST], config=cfg, timeout=2 * w.SLOW)
+        if rc == 2:
+            assert any(k in err for k in cfg["limits"]), err
+            continue
+        assert rc is None, "config %r: exit status %r (stderr %r)" % (cfg, rc, err[-300:])
+        with w.Server(cfg) as s:
+            r = w.post_json(s.port, {"text": "a " + " ".join(needles), "needles": needles})
+            assert r.status == 200, "config %r accepted, but the request fails: %r" % (cfg, r)
+
+
 def test_port_in_use_fails():
     s = socket.socket()
     s.bind((w.HOST, 0))

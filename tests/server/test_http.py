@@ -103,6 +103,23 @@ def test_connection_close_request():
         expect_close(c, "Connection: close")
 
 
+def test_date_is_current():
+    # the cached Date is never stale, also after the loop was idle: causal
+    # bounds only (sent-at minus rounding <= Date <= received-at plus rounding)
+    import email.utils
+    import time
+    with Conn(port()) as c:
+        for idle in [0, 2.2, 0, 1.3]:
+            time.sleep(idle)
+            t0 = time.time()
+            c.send(build_request("GET", "/healthz"))
+            r = c.read_response()
+            t1 = time.time()
+            d = email.utils.parsedate_to_datetime(r.header("Date")).timestamp()
+            assert t0 - 1.5 <= d <= t1 + 1.5, "Date %r is not the time of the response (sent %.1f, got %.1f, " \
+                "after %.1fs idle)" % (r.header("Date"), t0, t1, idle)
+
+
 # ---------------------------------------------------------------- pipelining
 
 def _pipeline(p, reqs, timeout=None):
@@ -412,6 +429,132 @@ def test_http10_without_host_is_fine():
     assert r.status == 200, r
     r = request(port(), "POST", count_target(["is"]), ZEN, version="1.0", host=False)
     check_counts(r, {"is": 10}, 858)
+
+
+def test_bodies_on_get_and_head_are_consumed():
+    # a body on a GET is framed and skipped: the next pipelined request is
+    # parsed after it, never from its bytes
+    inner = b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    for body_part in [b"Content-Length: %d\r\n\r\n" % len(inner) + inner,
+                      b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(inner) + inner + b"\r\n0\r\n\r\n"]:
+        with Conn(port()) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + body_part + FOLLOW)
+            r1 = c.read_response()
+            check_response(r1)
+            assert r1.status in (200, 400), r1
+            if r1.status == 200:
+                r2 = c.read_response()
+                check_response(r2)
+                assert r2.status == 200 and r2.json() == {"status": "ok"}, \
+                    "the body of a GET was parsed as a request: %r" % r2
+            else:
+                expect_close(c, "GET with a body rejected")
+    with Conn(port()) as c:
+        c.send(b"HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n" + FOLLOW)
+        r = c.read_response(head=True)
+        check_response(r, head=True)
+        assert r.status == 404 and r.body == b"", r
+        r = c.read_response()
+        assert r.status == 200 and r.json() == {"status": "ok"}, "after HEAD 404: %r" % r
+
+
+def test_half_close_and_expect_on_http10():
+    import socket
+    # the client half-closes after its request (as nc does): still answered
+    for req, exp, n in [(build_request("POST", count_target(["is"]), ZEN), {"is": 10}, 858),
+                        (build_request("POST", count_target(["is"], mode="parallel"), ZEN * 3000),
+                         {"is": 30000}, 858 * 3000)]:
+        with Conn(port()) as c:
+            c.send(req)
+            c.sock.shutdown(socket.SHUT_WR)
+            r = c.read_response()
+            check_response(r)
+            check_counts(r, exp, n, "request followed by a half-close")
+    # HTTP/1.0 with Expect: the expectation is ignored (RFC 9110 10.1.1), no 100
+    with Conn(port()) as c:
+        c.send(b"POST /count?needle=is HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        w.time.sleep(0.3)
+        c.send(b"is is")
+        r = c.read_response()
+        assert r.status != 100, "100 Continue sent to an HTTP/1.0 client"
+        check_counts(r, {"is": 2}, 5)
+
+
+MUTATION_BASE = [
+    build_request("POST", count_target(["is", "a"], mode="parallel"), ZEN * 3),
+    build_request("POST", count_target(["is"]), ZEN * 2, chunked=[100, 7]),
+    build_request("POST", "/count", json.dumps({"text": ZEN.decode(), "needles": ["is", "a"], "ignore_case": True}),
+                  [("Content-Type", "application/json")]),
+    build_request("POST", "/count", b"text=is+a+is&needle=is&boundary=word",
+                  [("Content-Type", "application/x-www-form-urlencoded")]),
+    build_request("GET", "/healthz") + build_request("GET", "/readyz"),
+]
+
+
+def _mutate(rng, data):
+    b = bytearray(data)
+    for _ in range(rng.randint(1, 6)):
+        op = rng.randrange(6)
+        i = rng.randrange(len(b) + 1)
+        if op == 0 and b:                                   # flip a byte
+            b[min(i, len(b) - 1)] = rng.randrange(256)
+        elif op == 1:                                       # insert special bytes
+            b[i:i] = rng.choice([b"\r", b"\n", b"\r\n", b" ", b"\t", b"\x00", b":", b";", b"%", b"\\u0000",
+                                 b"\"", b"{", b"ffffffff", b"\xff\xfe", b"0\r\n\r\n"])
+        elif op == 2 and b:                                 # delete a range
+            del b[i:i + rng.randint(1, 20)]
+        elif op == 3:                                       # duplicate a range
+            j = rng.randrange(len(b) + 1)
+            b[i:i] = b[j:j + rng.randint(1, 40)]
+        elif op == 4:                                       # truncate
+            del b[i:]
+        else:                                               # a header line
+            k = data.find(b"\r\n") + 2
+            b[k:k] = rng.choice([b"Content-Length: 3\r\n", b"Transfer-Encoding: chunked\r\n",
+                                 b"Expect: 100-continue\r\n", b"Connection: close\r\n",
+                                 b"Content-Type: application/json\r\n", b"Host: y\r\n", b" x\r\n"])
+    return bytes(b)
+
+
+def test_mutated_requests_do_not_crash():
+    # mutated valid requests: every answer well-formed, or a close; the
+    # server survives (under ASan: no memory error) and still counts right
+    rng = random.Random(SEED + 7)
+    errs = []
+    lock = threading.Lock()
+
+    def worker(k):
+        r2 = random.Random(rng.random())
+        for _ in range(100):
+            data = _mutate(r2, r2.choice(MUTATION_BASE))
+            try:
+                with Conn(port(), timeout=10 * w.SLOW) as c:
+                    c.send(data)
+                    # a truncated request may wait for more: end it with a half-close
+                    c.sock.shutdown(__import__("socket").SHUT_WR)
+                    for _ in range(3):
+                        try:
+                            r = c.read_response()
+                        except Closed:
+                            break
+                        check_response(r, what="mutated %r" % data[:200])
+                        if 100 <= r.status < 200:
+                            continue
+            except (TimeoutError, OSError) as e:
+                with lock:
+                    errs.append("%r: %r" % (data[:300], e))
+            except AssertionError as e:
+                with lock:
+                    errs.append(str(e)[:600])
+    ts = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120 * w.SLOW)
+    SHARED.assert_alive()
+    r = request(port(), "POST", count_target(["is"]), ZEN)
+    check_counts(r, {"is": 10}, 858)
+    assert not errs, "%d problems, e.g.:\n  " % len(errs) + "\n  ".join(errs[:5])
 
 
 def test_header_section_too_large_431():
