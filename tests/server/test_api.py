@@ -397,9 +397,20 @@ def test_json_nul_never_truncates():
     err(r)
     r = request(p, "POST", "/count", b'{"text": "is", "needle\\u0000x": "is", "needle": "is"}', J)
     err(r)
-    # a raw NUL byte inside the body (not escaped): invalid JSON
+    # a raw NUL byte after the value: invalid JSON
     r = request(p, "POST", "/count", b'{"text": "is", "needle": "is"}\x00', J)
     err(r)
+    # a raw NUL byte inside strings (not escaped; control bytes must be
+    # escaped in JSON): 400, never a C-string truncation
+    r = request(p, "POST", "/count", b'{"text": "x\x00 is is", "needle": "is"}', J)
+    check_response(r)
+    if r.status != 400:
+        check_counts(r, {"is": 2}, 7, "text with a raw NUL byte")
+    r = request(p, "POST", "/count", b'{"text": "is is", "needle": "is\x00"}', J)
+    check_response(r)
+    if r.status != 400:
+        check_counts(r, {"is\x00": 0}, 5, "needle with a raw NUL byte")
+    err(request(p, "POST", "/count", b'{"text\x00": "is", "needle": "is"}', J))
 
 
 def test_form_errors():

@@ -3,11 +3,14 @@ HTTP/1.0, pipelining, byte-by-byte requests, chunked uploads, Expect:
 100-continue, strict parsing and the smuggling vectors, 413/431/505, and the
 lingering close after an early error. Raw sockets throughout."""
 
+import email.utils
 import json
 import os
 import random
+import socket
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wctest as w  # noqa: E402
@@ -106,8 +109,6 @@ def test_connection_close_request():
 def test_date_is_current():
     # the cached Date is never stale, also after the loop was idle: causal
     # bounds only (sent-at minus rounding <= Date <= received-at plus rounding)
-    import email.utils
-    import time
     with Conn(port()) as c:
         for idle in [0, 2.2, 0, 1.3]:
             time.sleep(idle)
@@ -214,7 +215,7 @@ def test_byte_by_byte():
             for j in range(len(req)):
                 c.sock.sendall(req[j:j + 1])
                 if j % 16 == 0:
-                    w.time.sleep(0.001)
+                    time.sleep(0.001)
             r = c.read_response()
             check_response(r, what="byte-by-byte request %d" % k)
             if k < 3:
@@ -459,7 +460,6 @@ def test_bodies_on_get_and_head_are_consumed():
 
 
 def test_half_close_and_expect_on_http10():
-    import socket
     # the client half-closes after its request (as nc does): still answered
     for req, exp, n in [(build_request("POST", count_target(["is"]), ZEN), {"is": 10}, 858),
                         (build_request("POST", count_target(["is"], mode="parallel"), ZEN * 3000),
@@ -473,7 +473,7 @@ def test_half_close_and_expect_on_http10():
     # HTTP/1.0 with Expect: the expectation is ignored (RFC 9110 10.1.1), no 100
     with Conn(port()) as c:
         c.send(b"POST /count?needle=is HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
-        w.time.sleep(0.3)
+        time.sleep(0.3)
         c.send(b"is is")
         r = c.read_response()
         assert r.status != 100, "100 Continue sent to an HTTP/1.0 client"
@@ -531,7 +531,7 @@ def test_mutated_requests_do_not_crash():
                 with Conn(port(), timeout=10 * w.SLOW) as c:
                     c.send(data)
                     # a truncated request may wait for more: end it with a half-close
-                    c.sock.shutdown(__import__("socket").SHUT_WR)
+                    c.sock.shutdown(socket.SHUT_WR)
                     for _ in range(3):
                         try:
                             r = c.read_response()

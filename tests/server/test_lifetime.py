@@ -257,6 +257,17 @@ def test_sigterm_drops_work_of_gone_clients():
         for t in ts:
             t.join(30 * w.SLOW)
         s.stop()  # SIGTERM right away with queued work: exit 0, no report
+    # and SIGTERM while clients are still arriving and leaving
+    rng = random.Random(SEED + 3)
+    with w.Server({"parallel": {"min_bytes": 65536}}) as s:
+        ts = [threading.Thread(target=leave, args=(s.port, random.Random(rng.random()), rng.choice(KINDS)),
+                               daemon=True) for i in range(60)]
+        for t in ts:
+            t.start()
+        time.sleep(0.3)
+        s.stop()  # exit 0, no sanitizer report
+        for t in ts:
+            t.join(30 * w.SLOW)
 
 
 def test_shutdown_timeout_exits_nonzero():

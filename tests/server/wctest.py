@@ -18,7 +18,6 @@ Only Python's standard library is used.
 
 import json
 import os
-import random
 import re
 import signal
 import socket
