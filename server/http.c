@@ -186,6 +186,24 @@ static int on_headers_complete(llhttp_t *p) {
     return cb_fail(c, WC_E_BAD_REQUEST, "HTTP/1.1 requires a Host header");
   if (h->n_host > 1)
     return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Host header");
+  if (h->url_len > 8 && (strncasecmp(h->url, "http://", 7) == 0 ||
+                         strncasecmp(h->url, "https://", 8) == 0)) {
+    /* absolute-form (RFC 9112, 3.2.2): servers must accept it; the
+     * authority is ignored and the path kept ("/" when there is none). */
+    const char *auth = memchr(h->url, '/', h->url_len) + 2;
+    const char *end = h->url + h->url_len;
+    const char *path = memchr(auth, '/', (size_t)(end - auth));
+    const char *qm = memchr(auth, '?', (size_t)(end - auth));
+    if (path == NULL || (qm != NULL && qm < path)) {
+      size_t rest = qm != NULL ? (size_t)(end - qm) : 0;
+      memmove(h->url + 1, qm != NULL ? qm : end, rest);
+      h->url[0] = '/';
+      h->url_len = rest + 1;
+    } else {
+      h->url_len = (size_t)(end - path);
+      memmove(h->url, path, h->url_len);
+    }
+  }
   if (h->url_len == 0 || (h->url[0] != '/' && h->url[0] != '*'))
     return cb_fail(c, WC_E_BAD_REQUEST,
                    "the request target must be a path like /count");

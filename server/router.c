@@ -1,6 +1,7 @@
 /*
  * router.c - which endpoint a request is for, and the bodies of the simple
  * endpoints. Methods not allowed on a known path give 405 with Allow.
+ * /count takes POST and PUT (what `curl -T` sends).
  */
 #include "router.h"
 
@@ -11,7 +12,7 @@ static const struct {
   const char *path;
   const char *allow;
 } paths[] = {
-    {"/count", "POST, OPTIONS"},
+    {"/count", "POST, PUT, OPTIONS"},
     {"/healthz", "GET, HEAD, OPTIONS"},
     {"/readyz", "GET, HEAD, OPTIONS"},
 };
@@ -25,7 +26,7 @@ void wc_router_match(const char *target, size_t len, int method,
   out->err = WC_E_NONE;
   if (method == HTTP_OPTIONS && plen == 1 && target[0] == '*') {
     out->action = WC_ACT_OPTIONS;
-    out->allow = "GET, HEAD, POST, OPTIONS";
+    out->allow = "GET, HEAD, POST, PUT, OPTIONS";
     return;
   }
   for (i = 0; i < sizeof paths / sizeof *paths; i++)
@@ -40,7 +41,9 @@ void wc_router_match(const char *target, size_t len, int method,
   out->allow = paths[i].allow;
   if (method == HTTP_OPTIONS) {
     out->action = WC_ACT_OPTIONS;
-  } else if (i == 0 && method == HTTP_POST) {
+  } else if (i == 0 && (method == HTTP_POST || method == HTTP_PUT)) {
+    /* PUT too: it is what `curl -T FILE` sends, and counting is
+     * idempotent. */
     out->action = WC_ACT_COUNT;
   } else if (i > 0 && (method == HTTP_GET || method == HTTP_HEAD)) {
     out->action = i == 1 ? WC_ACT_HEALTH : WC_ACT_READY;

@@ -58,16 +58,29 @@ def test_options_count():
 
 
 def test_405_with_allow():
-    for method, path, must in [("GET", "/count", ["POST"]), ("PUT", "/count", ["POST"]),
+    for method, path, must in [("GET", "/count", ["POST", "PUT"]), ("PATCH", "/count", ["POST"]),
                                ("DELETE", "/count", ["POST"]),
                                ("POST", "/healthz", ["GET", "HEAD"]),
                                ("DELETE", "/healthz", ["GET", "HEAD"]),
                                ("POST", "/readyz", ["GET", "HEAD"])]:
-        body = b"x" if method in ("POST", "PUT") else None
+        body = b"x" if method in ("POST", "PUT", "PATCH") else None
         r = request(port(), method, path, body)
         check_error(r, 405)
         for m in must:
             assert r.has_token("Allow", m), "%s %s: Allow %r lacks %s" % (method, path, r.all("Allow"), m)
+
+
+def test_put_and_absolute_form():
+    # PUT is what `curl -T FILE` sends; counting is idempotent.
+    r = request(port(), "PUT", "/count?needle=is", b"is this is")
+    assert r.status == 200 and r.json()["count"] == 2, r
+    # absolute-form targets (RFC 9112 3.2.2) are accepted
+    r = request(port(), "POST", "http://example.test/count?needle=is", b"is a is")
+    assert r.status == 200 and r.json()["count"] == 2, r
+    r = request(port(), "GET", "http://example.test/healthz")
+    assert r.status == 200, r
+    r = request(port(), "GET", "HTTP://example.test?x=1")
+    assert r.status == 404, r
 
 
 def test_404():

@@ -62,6 +62,10 @@ def test_upload_from_stdin_chunked():
                              stdin=CORPUS * 2)
     assert "Transfer-Encoding: chunked" in trace, "curl -T - did not send chunked:\n" + trace[-2000:]
     expect_json(code, body, 200, {"count": BIG_N, "counts": {"is": BIG_N}, "bytes": 1716000}, "-T -")
+    # without -X POST, curl -T sends PUT, which /count takes too
+    code, body, _ = curl(["-T", "-", url("/count?needle=is")], stdin=CORPUS)
+    expect_json(code, body, 200, {"count": BIG_N // 2, "counts": {"is": BIG_N // 2}, "bytes": 858000},
+                "-T - (PUT)")
     code, body, _ = curl(["-X", "POST", "-T", "-", url("/count?needle=is")], stdin=b"")
     expect_json(code, body, 200, {"count": 0, "counts": {"is": 0}, "bytes": 0}, "-T - empty")
 
