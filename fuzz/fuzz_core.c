@@ -26,21 +26,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define MAXN 8
 
-/* The needles where grep -w's character-boundary handling shows; see
- * test_word_mode_invalid_needles in tests/unit/test_core.c. */
-static int grep_quirk_needle(const unsigned char *p, size_t n) {
-  if ((p[0] & 0xC0) == 0x80)
-    return 1;
-  for (size_t k = 1; k <= 3 && k <= n; k++) {
-    unsigned char b = p[n - k];
-    if ((b & 0xC0) == 0x80)
-      continue;
-    size_t need = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 ? 2 : 1;
-    return b >= 0xC2 && b <= 0xF4 && k < need;
-  }
-  return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 2)
     return 0;
@@ -64,10 +49,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     off += l;
     nd[i] = (const char *)store[i];
     nl[i] = l;
-    if ((flags & WC_BOUNDARY_WORD) && grep_quirk_needle(store[i], l)) {
-      nd[i] = "a";
-      nl[i] = 1;
-    }
   }
   const unsigned char *text = data + off;
   size_t len = size - off;
