@@ -3,7 +3,10 @@
 #   make run        ... and start the server on 127.0.0.1:8080
 #   make test       ... and run every test (also the ASan+UBSan build)
 #   make bench-core the counting-core benchmark table
-#   make fuzz       run the libFuzzer targets for a bounded time
+#   make fuzz       run the libFuzzer targets for FUZZ_SECONDS (30) each
+#   make soak       wrk plus abusive clients for SOAK_SECONDS (600)
+#   (make test also runs: test-tsan-server, test-valgrind, fault-test,
+#    soak-ci (60 s) and fuzz-ci (60 s per target))
 #   make install PREFIX=/usr/local
 #   SANITIZER=address,undefined | thread   build into build/asan | build/tsan
 #   V=1             show full command lines
@@ -11,9 +14,11 @@
 .DELETE_ON_ERROR:
 .SECONDARY:
 .PHONY: all deps deps-test run test unit-test cli-test server-test test-asan test-tsan \
+        test-tsan-server test-valgrind soak soak-ci fault-test fuzz-ci \
         bench-core bench fuzz install clean format
 
 PREFIX ?= /usr/local
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 CC ?= cc
 CLANG ?= clang
 SANITIZER ?=
@@ -135,6 +140,11 @@ test: deps-test
 	$(Q)$(MAKE) --no-print-directory all unit-test cli-test server-test
 	$(Q)$(MAKE) --no-print-directory test-asan
 	$(Q)$(MAKE) --no-print-directory test-tsan
+	$(Q)$(MAKE) --no-print-directory test-tsan-server
+	$(Q)$(MAKE) --no-print-directory test-valgrind
+	$(Q)$(MAKE) --no-print-directory fault-test
+	$(Q)$(MAKE) --no-print-directory soak-ci
+	$(Q)$(MAKE) --no-print-directory fuzz-ci
 	@echo "make test: all suites passed"
 
 unit-test: $(UNIT_BINS) $(CLI)
@@ -145,6 +155,28 @@ cli-test: $(CLI)
 
 server-test: $(SERVER)
 	$(Q)$(if $(SERVER),scripts/run-tests.sh server $(B) $(wildcard tests/server/test_*),true)
+
+# The TSan server under concurrent load (20 client threads, 2 workers,
+# mixed small and large bodies, 20 s, SIGTERM); fails on any TSan report.
+test-tsan-server:
+	$(Q)$(MAKE) --no-print-directory SANITIZER=thread all
+	$(Q)WC_SAN_MODE=tsan scripts/run-tests.sh tsan-server build/tsan tests/stress/sanitizer_run.py
+
+# valgrind memcheck on start, load, SIGTERM: exit 0, no error, no leak.
+test-valgrind: all
+	$(Q)WC_SAN_MODE=valgrind scripts/run-tests.sh valgrind build tests/stress/sanitizer_run.py
+
+# Soak: wrk plus abusive clients; `make soak` runs SOAK_SECONDS (10 min),
+# `make soak-ci` (in `make test`) 60 s.
+SOAK_SECONDS ?= 600
+soak: deps-test all
+	$(Q)WC_SOAK_SECONDS=$(SOAK_SECONDS) scripts/run-tests.sh soak build tests/soak/soak.py
+soak-ci: all
+	$(Q)WC_SOAK_SECONDS=60 scripts/run-tests.sh soak build tests/soak/soak.py
+
+# Faults: fd exhaustion, a saturated worker pool.
+fault-test: all
+	$(Q)scripts/run-tests.sh faults build $(wildcard tests/faults/test_*.py)
 
 test-asan:
 	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test server-test
@@ -164,11 +196,46 @@ build/fuzz/%: fuzz/%.c $(CORE_SRCS) $(TEST_SUPPORT_SRCS)
 	@$(if $(Q),echo "  FUZZ    $@")
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -o $@ $^ $(UTF8PROC_LIBS) $(shell pkg-config --libs libcjson 2>/dev/null)
 
+# Server fuzz targets (every fuzz_*.c but fuzz_core) link the server's files
+# (all but main.c) and llhttp in strict mode, each compiled once into
+# build/fuzz/obj with coverage instrumentation; the fuzz file itself gets our
+# warnings. FUZZ_CI_SECONDS is the per-target time of `make fuzz-ci`.
+FUZZ_CI_SECONDS ?= 60
+FUZZ_SERVER_BINS := $(if $(SERVER_SRCS),$(filter-out build/fuzz/fuzz_core,$(FUZZ_BINS)))
+FUZZ_OBJ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
+  -fsanitize=fuzzer-no-link,address,undefined -DLLHTTP_STRICT_MODE=1 \
+  -Icore -Iserver -Itests/unit -I$(LLHTTP_INC) $(PKG_CFLAGS)
+FUZZ_SERVER_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS) $(SERVER_LIB_SRCS)) \
+  $(LLHTTP_SRCS:%.c=build/fuzz/obj/llhttp/%.o)
+
+build/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (fuzz, third-party)")
+	$(Q)$(CLANG) $(FUZZ_OBJ_CFLAGS) -w -MMD -MP -c $< -o $@
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $< (fuzz)")
+	$(Q)$(CLANG) $(FUZZ_OBJ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_SERVER_BINS): build/fuzz/%: fuzz/%.c $(FUZZ_SERVER_OBJS)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(CLANG) $(subst fuzzer-no-link,fuzzer,$(FUZZ_OBJ_CFLAGS)) $(WARN) -Itests \
+	  -o $@ $^ $(PKG_LIBS) -lm
+
 fuzz: deps-test $(FUZZ_BINS)
 	$(Q)scripts/run-fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
+# CI: every target (at most four) for FUZZ_CI_SECONDS each.
+fuzz-ci: $(FUZZ_BINS)
+	$(Q)scripts/run-fuzz.sh $(FUZZ_CI_SECONDS) $(FUZZ_BINS)
+
 bench-core: deps-test $(LIB) $(BENCH_BINS)
 	$(Q)bench/bench-core.sh $(B)
+
+bench: all
+	$(Q)bench/http/run.sh $(B) $(if $(QUICK),--quick)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
@@ -176,6 +243,12 @@ install: all
 	$(if $(SERVER),install -m 755 $(SERVER) $(DESTDIR)$(PREFIX)/bin/)
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 core/wordcount.h $(DESTDIR)$(PREFIX)/include/
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)/etc/wordcount
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|' scripts/wordcount-server.service \
+	  >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/wordcount-server.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/wordcount-server.service
+	[ -e $(DESTDIR)/etc/wordcount/config.json ] || \
+	  install -m 644 config.example.json $(DESTDIR)/etc/wordcount/config.json
 
 format:
 	clang-format -i core/*.[ch] $(wildcard server/*.[ch]) $(wildcard tests/unit/*.[ch] tests/unit/support/*.[ch]) $(wildcard bench/*.c fuzz/*.c)

@@ -6,7 +6,8 @@
 set -eu
 
 build="gcc make pkg-config libuv1-dev libcjson-dev node-llhttp libutf8proc-dev"
-test="$build libcmocka-dev curl python3 clang libclang-rt-14-dev llvm unicode-data grep"
+test="$build libcmocka-dev curl python3 clang libclang-rt-14-dev llvm unicode-data grep
+  nginx-light wrk valgrind slowhttptest util-linux procps"
 bench="$test wrk gnuplot-nox nginx-light nodejs hyperfine"
 
 case "${1:-build}" in

@@ -19,9 +19,16 @@ for bin in "$@"; do
   art=build/fuzz/artifacts/$name
   mkdir -p "$art"
   if [ -d "$seeds" ]; then cp -R "$seeds/." "$work/"; fi
+  # The HTTP dictionary helps the targets that read HTTP or its bodies.
+  extra=""
+  case "$name" in
+    fuzz_http) extra="-dict=fuzz/http.dict -max_len=8192" ;;
+    fuzz_reqparse) extra="-dict=fuzz/http.dict -max_len=4096" ;;
+  esac
   log=$(mktemp)
+  # shellcheck disable=SC2086
   if "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix="$art/" "$work" >"$log" 2>&1; then
+      -print_final_stats=1 -artifact_prefix="$art/" $extra "$work" >"$log" 2>&1; then
     pass=$((pass + 1))
     echo "  PASS    $name ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?') runs)"
   else

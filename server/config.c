@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,28 @@ void wc_config_defaults(wc_config_t *cfg) {
   cfg->parallel_min_bytes = 1048576;
   cfg->log_access = 1;
   cfg->log_level = WC_LOG_INFO;
+  cfg->log_format = WC_LOG_FORMAT_COMMON;
+  snprintf(cfg->log_file, sizeof cfg->log_file, "%s", "stdout");
+}
+
+/* auth.token: 1 to WC_AUTH_TOKEN_MAX characters of RFC 6750's b64token
+ * (A-Z a-z 0-9 - . _ ~ + / then '=' padding), or empty (no auth). */
+static int set_token(wc_config_t *cfg, const char *name, const char *v,
+                     char *err, size_t errlen) {
+  size_t n = strlen(v), i = 0;
+  while (i < n && (isalnum((unsigned char)v[i]) || strchr("-._~+/", v[i])))
+    i++;
+  while (i > 0 && i < n && v[i] == '=')
+    i++;
+  if (n > WC_AUTH_TOKEN_MAX || i != n) {
+    snprintf(err, errlen,
+             "%s must be empty or 1 to %d characters of A-Z a-z 0-9 "
+             "-._~+/ (then = padding)",
+             name, WC_AUTH_TOKEN_MAX);
+    return -EINVAL;
+  }
+  snprintf(cfg->auth_token, sizeof cfg->auth_token, "%s", v);
+  return 0;
 }
 
 /* One integer key: its JSON path, where it goes, and its allowed range. */
@@ -231,8 +254,47 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
             return -EINVAL;
           }
           cfg->log_level = (int)i;
+        } else if (strcmp(l->string, "format") == 0) {
+          if (cJSON_IsString(l) && strcmp(l->valuestring, "common") == 0) {
+            cfg->log_format = WC_LOG_FORMAT_COMMON;
+          } else if (cJSON_IsString(l) && strcmp(l->valuestring, "json") == 0) {
+            cfg->log_format = WC_LOG_FORMAT_JSON;
+          } else {
+            snprintf(err, errlen, "log.format must be \"common\" or \"json\"");
+            return -EINVAL;
+          }
+        } else if (strcmp(l->string, "file") == 0) {
+          if (!cJSON_IsString(l) || l->valuestring[0] == '\0' ||
+              strlen(l->valuestring) >= sizeof cfg->log_file) {
+            snprintf(err, errlen,
+                     "log.file must be \"stdout\", \"stderr\" or a path "
+                     "(shorter than %zu bytes)",
+                     sizeof cfg->log_file);
+            return -EINVAL;
+          }
+          snprintf(cfg->log_file, sizeof cfg->log_file, "%s", l->valuestring);
         } else {
           snprintf(err, errlen, "unknown key log.%s", l->string);
+          return -EINVAL;
+        }
+      }
+    } else if (strcmp(k, "auth") == 0) {
+      const cJSON *a;
+      if (!cJSON_IsObject(it)) {
+        snprintf(err, errlen, "auth must be an object");
+        return -EINVAL;
+      }
+      cJSON_ArrayForEach(a, it) {
+        if (strcmp(a->string, "token") == 0) {
+          if (!cJSON_IsString(a)) {
+            snprintf(err, errlen, "auth.token must be a string");
+            return -EINVAL;
+          }
+          rc = set_token(cfg, "auth.token", a->valuestring, err, errlen);
+          if (rc < 0)
+            return rc;
+        } else {
+          snprintf(err, errlen, "unknown key auth.%s", a->string);
           return -EINVAL;
         }
       }
@@ -375,6 +437,12 @@ int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen) {
       snprintf(err, errlen, "%s: %s", vars[i][0], msg);
       return -EINVAL;
     }
+  }
+  {
+    const char *t = getenv("WORDCOUNT_AUTH_TOKEN");
+    if (t != NULL && t[0] != '\0' &&
+        set_token(cfg, "WORDCOUNT_AUTH_TOKEN", t, err, errlen) < 0)
+      return -EINVAL;
   }
   return 0;
 }

@@ -1,8 +1,9 @@
 /*
  * config.h - server configuration. Precedence: built-in defaults, then the
  * JSON file (--config), then the environment (WORDCOUNT_HOST, WORDCOUNT_PORT,
- * WORDCOUNT_WORKERS), then command-line flags. Every key is optional in the
- * file; an unknown key or a bad value is an error naming the key.
+ * WORDCOUNT_WORKERS, WORDCOUNT_AUTH_TOKEN), then command-line flags. Every
+ * key is optional in the file; an unknown key or a bad value is an error
+ * naming the key.
  */
 #ifndef WC_CONFIG_H
 #define WC_CONFIG_H
@@ -11,6 +12,10 @@
 #include <stdint.h>
 
 enum { WC_LOG_ERROR = 0, WC_LOG_WARN, WC_LOG_INFO, WC_LOG_DEBUG };
+enum { WC_LOG_FORMAT_COMMON = 0, WC_LOG_FORMAT_JSON };
+
+/* Longest accepted auth.token (RFC 6750 b64token characters). */
+#define WC_AUTH_TOKEN_MAX 256
 
 typedef struct {
   char host[256];
@@ -30,6 +35,10 @@ typedef struct {
   uint64_t parallel_min_bytes;
   int log_access;
   int log_level;
+  int log_format;     /* WC_LOG_FORMAT_* */
+  char log_file[512]; /* "stdout", "stderr" or a path */
+  /* Bearer token for /count and /metrics; empty: no authentication. */
+  char auth_token[WC_AUTH_TOKEN_MAX + 1];
 } wc_config_t;
 
 /* Fills cfg with the defaults of config.example.json. */
@@ -42,7 +51,8 @@ void wc_config_defaults(wc_config_t *cfg);
 int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
                         size_t errlen);
 
-/* Applies WORDCOUNT_HOST/PORT/WORKERS. Returns 0 or -EINVAL with err set. */
+/* Applies WORDCOUNT_HOST/PORT/WORKERS/AUTH_TOKEN (an empty token variable
+ * counts as unset). Returns 0 or -EINVAL with err set. */
 int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen);
 
 /* Parses a flag value: "host", "port" or "workers". 0 or -EINVAL. */

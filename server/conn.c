@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 /* Per-connection cap on output not yet written. */
 #define WC_OUTPUT_CAP (64 * 1024)
@@ -47,6 +48,7 @@ static void conn_free(wc_conn_t *c) {
   free(c->obuf);
   free(c->wbuf);
   free(c);
+  wc_metrics_gauge_add(WC_G_OPEN_CONNECTIONS, -1);
   wc_server_conn_freed(srv);
 }
 
@@ -387,6 +389,7 @@ int wc_conn_accept(wc_server_t *srv) {
   }
   wc_list_push(&srv->conns, &c->link);
   srv->nconns++;
+  wc_metrics_gauge_add(WC_G_OPEN_CONNECTIONS, 1);
   wc_http_init(c);
   rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
   if (rc < 0)

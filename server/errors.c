@@ -39,9 +39,12 @@ static const struct {
     [WC_E_BAD_JSON] = {400, "invalid_json", "the body is not valid JSON"},
     [WC_E_BAD_FORM] = {400, "invalid_form",
                        "the body is not valid x-www-form-urlencoded data"},
+    [WC_E_UNAUTHORIZED] = {401, "unauthorized",
+                           "send the header \"Authorization: Bearer TOKEN\" "
+                           "with the server's auth.token"},
     [WC_E_NOT_FOUND] = {404, "not_found",
-                        "no such endpoint; try POST /count, GET /healthz or "
-                        "GET /readyz"},
+                        "no such endpoint; try POST /count, GET /healthz, "
+                        "GET /readyz or GET /metrics"},
     [WC_E_METHOD] = {405, "method_not_allowed",
                      "method not allowed here; see the Allow header"},
     [WC_E_TIMEOUT] = {408, "request_timeout",

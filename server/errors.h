@@ -21,6 +21,7 @@ typedef enum {
   WC_E_TOO_MANY_NEEDLES,  /* 400 */
   WC_E_BAD_JSON,          /* 400 */
   WC_E_BAD_FORM,          /* 400 */
+  WC_E_UNAUTHORIZED,      /* 401 missing or wrong bearer token */
   WC_E_NOT_FOUND,         /* 404 */
   WC_E_METHOD,            /* 405 */
   WC_E_TIMEOUT,           /* 408 */

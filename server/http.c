@@ -17,6 +17,13 @@
  *   framing (CL+TE, duplicate CL, TE other than chunked, TE on 1.0, Host).
  * - Errors found before the body is read are answered at once, with
  *   Connection: close, followed by a lingering close (conn.c).
+ * - Every response carries X-Request-Id: the client's (1-128 characters of
+ *   A-Z a-z 0-9 . _ -, given once) or a generated one. respond() is the one
+ *   place that ends a request: it logs the access line and updates the
+ *   request metrics (metrics.c).
+ * - Auth (auth.token): the Authorization header is compared in constant time
+ *   as it arrives; a protected route without a match gets 401 before its
+ *   body is read. OPTIONS, /healthz and /readyz are never protected.
  */
 #include "http.h"
 
@@ -26,12 +33,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 
 enum { SC_START, SC_LINE, SC_CR, SC_LINESTART, SC_END_CR, SC_DONE };
-enum { H_OTHER, H_HOST, H_CL, H_TE, H_EXPECT, H_CTYPE };
+enum { H_OTHER, H_HOST, H_CL, H_TE, H_EXPECT, H_CTYPE, H_REQID, H_AUTH };
+
+#define METRICS_CTYPE "text/plain; version=0.0.4; charset=utf-8"
 
 static wc_conn_t *conn_of(llhttp_t *p) {
   wc_http_t *h = container_of(p, wc_http_t, parser);
@@ -40,7 +52,90 @@ static wc_conn_t *conn_of(llhttp_t *p) {
 
 static void respond(wc_conn_t *c, int status, const char *extra,
                     const char *body, size_t len);
+static void respond_full(wc_conn_t *c, int status, const char *ctype,
+                         const char *extra, const char *body, size_t len,
+                         const wc_error_t *e);
 static void respond_error(wc_conn_t *c, const wc_error_t *e);
+
+/* The first byte of a request arrived: start its clock and count it. */
+static void request_begin(wc_conn_t *c) {
+  wc_http_t *h = &c->http;
+  if (h->start_ns == 0)
+    h->start_ns = uv_hrtime();
+  if (!h->in_flight) {
+    h->in_flight = 1;
+    wc_metrics_gauge_add(WC_G_REQUESTS_IN_FLIGHT, 1);
+  }
+}
+
+/* The request stopped being in flight (answered, or its client left). */
+static void request_end(wc_http_t *h) {
+  if (h->in_flight) {
+    h->in_flight = 0;
+    wc_metrics_gauge_add(WC_G_REQUESTS_IN_FLIGHT, -1);
+  }
+}
+
+/*
+ * A generated request id: 16 hex digits of splitmix64(seed + n), where the
+ * seed is random per process and n counts up, so ids never repeat within a
+ * process and differ between replicas. Loop thread only.
+ */
+static size_t request_id_new(char *out, size_t cap) {
+  static uint64_t seed, n;
+  static int seeded;
+  uint64_t z;
+  if (!seeded) {
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+      seed = uv_hrtime() ^ ((uint64_t)getpid() << 32);
+    seeded = 1;
+  }
+  z = seed + ++n * UINT64_C(0x9e3779b97f4a7c15);
+  z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+  z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+  z ^= z >> 31;
+  return (size_t)snprintf(out, cap, "%016" PRIx64, z);
+}
+
+/* 1 when s[0..len) is an acceptable X-Request-Id. */
+static int request_id_valid(const char *s, size_t len) {
+  if (len == 0 || len > WC_REQUEST_ID_MAX)
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+          (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+/*
+ * 1 when the header value is "Bearer TOKEN" with the configured token. The
+ * scheme is case-insensitive (RFC 9110, 11.1); the token is compared in time
+ * that depends only on the configured token's length, never on where the
+ * first difference is.
+ */
+static int auth_matches(const char *v, size_t len, const char *token) {
+  size_t tlen = strlen(token), i = 0;
+  unsigned diff;
+  const char *p;
+  size_t plen;
+  if (len < 7 || strncasecmp(v, "Bearer ", 7) != 0)
+    return 0;
+  p = v + 7;
+  plen = len - 7;
+  while (plen > 0 && *p == ' ') {
+    p++;
+    plen--;
+  }
+  while (plen > 0 && (p[plen - 1] == ' ' || p[plen - 1] == '\t'))
+    plen--;
+  diff = plen != tlen;
+  for (i = 0; i < tlen; i++)
+    diff |= (unsigned char)token[i] ^ (unsigned char)(i < plen ? p[i] : 0);
+  return diff == 0;
+}
 
 /* Fails the current request inside a parser callback. */
 static int cb_fail(wc_conn_t *c, wc_err_t kind, const char *msg) {
@@ -52,7 +147,7 @@ static int cb_fail(wc_conn_t *c, wc_err_t kind, const char *msg) {
 
 static int on_message_begin(llhttp_t *p) {
   wc_conn_t *c = conn_of(p);
-  c->http.start_ns = uv_hrtime();
+  request_begin(c);
   c->http.started = 1;
   return 0;
 }
@@ -93,11 +188,15 @@ static int field_is(const wc_http_t *h, const char *name) {
 
 static int on_header_field_complete(llhttp_t *p) {
   wc_http_t *h = &conn_of(p)->http;
+  if (h->field_len == 0 && !h->field_long)
+    return cb_fail(conn_of(p), WC_E_BAD_REQUEST, "a header has an empty name");
   h->hdr = field_is(h, "host")                ? H_HOST
            : field_is(h, "content-length")    ? H_CL
            : field_is(h, "transfer-encoding") ? H_TE
            : field_is(h, "expect")            ? H_EXPECT
            : field_is(h, "content-type")      ? H_CTYPE
+           : field_is(h, "x-request-id")      ? H_REQID
+           : field_is(h, "authorization")     ? H_AUTH
                                               : H_OTHER;
   h->field_len = 0;
   h->field_long = 0;
@@ -129,11 +228,32 @@ static int value_is(const wc_http_t *h, const char *s) {
          strncasecmp(h->value + b, s, e - b) == 0;
 }
 
+/* RFC 9112 3.2: Host is uri-host [":" port], possibly empty; anything
+ * else (spaces, '/', '@', controls...) must get 400. */
+static int host_is_valid(const wc_http_t *h) {
+  static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "0123456789-._~!$&'()*+,;=:[]%";
+  size_t b = 0, e = h->value_len;
+  if (h->value_long)
+    return 0;
+  while (b < e && (h->value[b] == ' ' || h->value[b] == '\t'))
+    b++;
+  while (e > b && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
+    e--;
+  for (size_t i = b; i < e; i++)
+    if (h->value[i] == '\0' || strchr(ok, h->value[i]) == NULL)
+      return 0;
+  return 1;
+}
+
 static int on_header_value_complete(llhttp_t *p) {
   wc_http_t *h = &conn_of(p)->http;
   switch (h->hdr) {
   case H_HOST:
     h->n_host++;
+    if (!host_is_valid(h))
+      return cb_fail(conn_of(p), WC_E_BAD_REQUEST,
+                     "the Host header is not a valid host[:port]");
     break;
   case H_CL:
     h->n_cl++;
@@ -151,6 +271,29 @@ static int on_header_value_complete(llhttp_t *p) {
     h->ctype_len = h->value_len < sizeof h->ctype ? h->value_len : 0;
     memcpy(h->ctype, h->value, h->ctype_len);
     break;
+  case H_REQID: {
+    size_t b = 0, e = h->value_len;
+    while (b < e && (h->value[b] == ' ' || h->value[b] == '\t'))
+      b++;
+    while (e > b && (h->value[e - 1] == ' ' || h->value[e - 1] == '\t'))
+      e--;
+    /* Two ids, or a bad one: the response gets a generated id. */
+    h->reqid_len = 0;
+    if (++h->n_reqid == 1 && !h->value_long &&
+        request_id_valid(h->value + b, e - b)) {
+      memcpy(h->reqid, h->value + b, e - b);
+      h->reqid_len = e - b;
+      h->reqid[h->reqid_len] = '\0';
+    }
+    break;
+  }
+  case H_AUTH: {
+    const char *token = conn_of(p)->srv->cfg->auth_token;
+    h->auth_ok = ++h->n_auth == 1 && !h->value_long && token[0] != '\0' &&
+                 auth_matches(h->value, h->value_len, token);
+    memset(h->value, 0, sizeof h->value); /* no copy of a secret lingers */
+    break;
+  }
   }
   h->hdr = H_OTHER;
   return 0;
@@ -213,7 +356,13 @@ static int on_headers_complete(llhttp_t *p) {
   h->has_body = chunked || cl > 0;
   wc_router_match(h->url, h->url_len, h->method, &h->route);
   h->body_limit = cfg->limits.max_json_body_bytes;
-  if (h->route.action == WC_ACT_COUNT) {
+  if (h->route.protected && cfg->auth_token[0] != '\0' && !h->auth_ok) {
+    wc_errors_set(err, WC_E_UNAUTHORIZED,
+                  h->n_auth == 0 ? NULL
+                                 : "the bearer token is wrong; send "
+                                   "\"Authorization: Bearer TOKEN\" with "
+                                   "the server's auth.token");
+  } else if (h->route.action == WC_ACT_COUNT) {
     wc_count_t *ct = &h->count;
     wc_reqlimits_t lim = {cfg->limits.max_needles,
                           cfg->limits.max_needle_bytes};
@@ -277,6 +426,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
   wc_conn_t *c = conn_of(p);
   wc_http_t *h = &c->http;
   h->body_bytes += len;
+  wc_metrics_counter_add(WC_C_BODY_BYTES, len);
   if (h->body_bytes > h->body_limit) {
     wc_error_t e;
     wc_errors_set(
@@ -335,6 +485,19 @@ static int on_message_complete(llhttp_t *p) {
     status = wc_router_simple(&h->route, c->srv->draining, &body);
     respond(c, status, NULL, body, strlen(body));
     break;
+  case WC_ACT_METRICS: {
+    char *text = NULL;
+    size_t len = 0;
+    if (wc_metrics_render(&text, &len) < 0) {
+      wc_error_t e;
+      wc_errors_set(&e, WC_E_NO_MEMORY, NULL);
+      respond_error(c, &e);
+      break;
+    }
+    respond_full(c, 200, METRICS_CTYPE, NULL, text, len, NULL);
+    free(text);
+    break;
+  }
   case WC_ACT_OPTIONS: {
     char allow[96];
     snprintf(allow, sizeof allow, "Allow: %s\r\n", h->route.allow);
@@ -390,6 +553,7 @@ static void request_reset(wc_conn_t *c) {
 }
 
 void wc_http_free(wc_conn_t *c) {
+  request_end(&c->http);
   wc_job_reset(c);
   free(c->http.url);
   c->http.url = NULL;
@@ -415,6 +579,7 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
         continue; /* empty lines before a request are ignored */
       h->scan_state = SC_LINE;
       h->started = 1;
+      request_begin(c);
       wc_conn_timer(c, WC_TIMER_HEADERS);
     }
     if (++h->header_bytes > max) {
@@ -528,6 +693,8 @@ static const char *reason(int status) {
     return "No Content";
   case 400:
     return "Bad Request";
+  case 401:
+    return "Unauthorized";
   case 404:
     return "Not Found";
   case 405:
@@ -551,26 +718,51 @@ static const char *reason(int status) {
   }
 }
 
-/* Queues the response of the current request and ends the request. */
-static void respond(wc_conn_t *c, int status, const char *extra,
-                    const char *body, size_t len) {
+/* The endpoint label of the current request (metrics.c). */
+static wc_endpoint_t endpoint_of(const wc_http_t *h) {
+  switch (h->url_len > 0 ? h->route.endpoint : WC_PATH_NONE) {
+  case WC_PATH_COUNT:
+    return WC_EP_COUNT;
+  case WC_PATH_HEALTHZ:
+    return WC_EP_HEALTHZ;
+  case WC_PATH_READYZ:
+    return WC_EP_READYZ;
+  case WC_PATH_METRICS:
+    return WC_EP_METRICS;
+  default:
+    return WC_EP_OTHER;
+  }
+}
+
+/*
+ * Queues the response of the current request and ends the request: the one
+ * place that writes the access-log line and counts the request in the
+ * metrics. e is the error being answered, or NULL.
+ */
+static void respond_full(wc_conn_t *c, int status, const char *ctype,
+                         const char *extra, const char *body, size_t len,
+                         const wc_error_t *e) {
   wc_http_t *h = &c->http;
   wc_server_t *srv = c->srv;
   int close = h->early || srv->draining || c->eof;
   int head = h->method == HTTP_HEAD;
-  char hdr[512];
+  char hdr[1024];
   int n;
-  double ms;
+  uint64_t ns;
+  wc_access_t a;
+  if (h->reqid_len == 0)
+    h->reqid_len = request_id_new(h->reqid, sizeof h->reqid);
   if (status == 204)
-    n = snprintf(hdr, sizeof hdr, "HTTP/1.1 204 No Content\r\n%.*s%s%s\r\n",
-                 (int)srv->date_len, srv->date, extra ? extra : "",
+    n = snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 204 No Content\r\n%.*sX-Request-Id: %s\r\n%s%s\r\n",
+                 (int)srv->date_len, srv->date, h->reqid, extra ? extra : "",
                  close ? "Connection: close\r\n" : "");
   else
     n = snprintf(hdr, sizeof hdr,
-                 "HTTP/1.1 %d %s\r\n%.*sContent-Type: application/json\r\n"
-                 "Content-Length: %zu\r\n%s%s\r\n",
-                 status, reason(status), (int)srv->date_len, srv->date, len,
-                 extra ? extra : "",
+                 "HTTP/1.1 %d %s\r\n%.*sContent-Type: %s\r\n"
+                 "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s%s\r\n",
+                 status, reason(status), (int)srv->date_len, srv->date, ctype,
+                 len, h->reqid, extra ? extra : "",
                  close           ? "Connection: close\r\n"
                  : h->minor == 0 ? "Connection: keep-alive\r\n"
                                  : "");
@@ -581,10 +773,31 @@ static void respond(wc_conn_t *c, int status, const char *extra,
     return;
   }
   h->bytes_out = (size_t)n + (head ? 0 : len);
-  ms = h->start_ns ? (double)(uv_hrtime() - h->start_ns) / 1e6 : 0.0;
-  wc_log_access(c->peer, h->url_len ? llhttp_method_name(h->method) : "-",
-                h->url ? h->url : "", h->url_len, status, h->body_bytes,
-                h->bytes_out, ms);
+  ns = h->start_ns ? uv_hrtime() - h->start_ns : 0;
+  request_end(h);
+  wc_metrics_request(endpoint_of(h), status, ns,
+                     e != NULL ? e->kind : WC_E_NONE);
+  memset(&a, 0, sizeof a);
+  a.peer = c->peer;
+  a.method = h->url_len ? llhttp_method_name(h->method) : "-";
+  a.target = h->url ? h->url : "";
+  a.target_len = h->url_len;
+  a.request_id = h->reqid;
+  a.status = status;
+  a.bytes_in = h->body_bytes;
+  a.bytes_out = h->bytes_out;
+  a.ms = (double)ns / 1e6;
+  if (e != NULL) {
+    a.error_code = wc_errors_code(e->kind);
+    a.error_msg = e->msg[0] != '\0' ? e->msg : wc_errors_message(e->kind);
+    /* Diagnostics carry the reason too: server faults as warnings, client
+     * errors only at debug level. */
+    if (wc_log_enabled(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG))
+      wc_log(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG,
+             "%s %s: %d %s: %s (request %s)", c->peer, a.method, status,
+             a.error_code, a.error_msg, h->reqid);
+  }
+  wc_log_access(&a);
   if (close) {
     /* After an early answer the body may still be coming: linger. Jobs may
      * still run, so the request state stays until conn_free. */
@@ -596,13 +809,23 @@ static void respond(wc_conn_t *c, int status, const char *extra,
   wc_conn_resume(c, WC_PAUSE_REQUEST);
 }
 
+static void respond(wc_conn_t *c, int status, const char *extra,
+                    const char *body, size_t len) {
+  respond_full(c, status, "application/json", extra, body, len, NULL);
+}
+
 static void respond_error(wc_conn_t *c, const wc_error_t *e) {
   char body[512];
-  char extra[96] = "";
+  char extra[128] = "";
   size_t len = wc_errors_body(e, body, sizeof body);
   if (e->kind == WC_E_METHOD && c->http.route.allow != NULL)
     snprintf(extra, sizeof extra, "Allow: %s\r\n", c->http.route.allow);
-  respond(c, wc_errors_status(e->kind), extra, body, len);
+  else if (e->kind == WC_E_UNAUTHORIZED)
+    snprintf(extra, sizeof extra,
+             "WWW-Authenticate: Bearer realm=\"wordcount\"%s\r\n",
+             c->http.n_auth > 0 ? ", error=\"invalid_token\"" : "");
+  respond_full(c, wc_errors_status(e->kind), "application/json", extra, body,
+               len, e);
 }
 
 void wc_http_early_error(wc_conn_t *c, const wc_error_t *e) {
@@ -669,6 +892,13 @@ void wc_http_count_done(wc_conn_t *c) {
   }
   pos += (size_t)snprintf(out + pos, cap - pos, "},\"bytes\":%" PRIu64 "}",
                           ct->bytes);
+  {
+    uint64_t words = 0;
+    for (size_t i = 0; i < n; i++)
+      words += ct->counts[i];
+    wc_metrics_counter_add(WC_C_TEXT_BYTES, ct->bytes);
+    wc_metrics_counter_add(WC_C_WORDS_MATCHED, words);
+  }
   respond(c, 200, NULL, out, pos);
   free(out);
 }

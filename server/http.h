@@ -15,6 +15,9 @@
 
 typedef struct wc_conn wc_conn_t;
 
+/* Longest X-Request-Id taken from a client. */
+#define WC_REQUEST_ID_MAX 128
+
 typedef struct {
   llhttp_t parser;
   /* The raw header-section scanner (obs-fold, bare CR/LF, size limit). */
@@ -44,6 +47,13 @@ typedef struct {
   int expect_continue;
   char ctype[128];
   size_t ctype_len;
+  /* X-Request-Id (valid, or empty: one is generated for the response) and
+   * Authorization (checked as it arrives; only the verdict is kept). */
+  char reqid[WC_REQUEST_ID_MAX + 1];
+  size_t reqid_len;
+  unsigned n_reqid, n_auth;
+  int auth_ok;
+  int in_flight; /* counted in wordcount_requests_in_flight */
   uint64_t body_bytes, body_limit;
   wc_route_t route;
   wc_error_t pending_err; /* decided at the headers, sent at the end */

@@ -47,6 +47,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Where a full block is cut: within its last CUT_WINDOW bytes. */
 #define CUT_WINDOW (64 * 1024)
@@ -161,6 +162,7 @@ fail:
 
 static void on_work(uv_work_t *w) {
   job_t *j = container_of(w, job_t, work);
+  wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1); /* started */
   switch (j->kind) {
   case JOB_BLOCK:
     j->rc = wc_count(j->set, j->data, j->len, j->counts);
@@ -184,11 +186,18 @@ static void on_after_work(uv_work_t *w, int status);
 /* Queues j. On failure j is not queued and still belongs to the caller. */
 static int queue(wc_conn_t *c, job_t *j) {
   wc_count_t *ct = &c->http.count;
-  int rc = uv_queue_work(c->srv->loop, &j->work, on_work, on_after_work);
-  if (rc < 0)
+  int rc;
+  /* Counted before queueing: a worker may start it (and count it down)
+   * before uv_queue_work returns. */
+  wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, 1);
+  rc = uv_queue_work(c->srv->loop, &j->work, on_work, on_after_work);
+  if (rc < 0) {
+    wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1);
     return rc;
+  }
   wc_conn_ref(c);
   ct->inflight++;
+  wc_metrics_gauge_add(WC_G_JOBS_IN_FLIGHT, 1);
   wc_list_push(&ct->jobs, &j->link);
   wc_server_budget_take(c->srv, 0, 1);
   return 0;
@@ -348,6 +357,9 @@ static void on_after_work(uv_work_t *w, int status) {
   uint64_t held = j->held;
   wc_list_remove(&j->link);
   ct->inflight--;
+  wc_metrics_gauge_add(WC_G_JOBS_IN_FLIGHT, -1);
+  if (status == UV_ECANCELED) /* on_work never ran */
+    wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1);
   if (status != 0 || c->closing || c->want_close) {
     /* Cancelled, or the client is gone or was answered: drop it. */
     job_free(j);
@@ -393,6 +405,7 @@ void wc_job_init(wc_count_t *ct) {
 
 void wc_job_reset(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
+  wc_server_unprivilege(c->srv, c);
   free(ct->block);
   free(ct->buf);
   if (ct->held > 0)
@@ -470,7 +483,8 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
       return 1;
     }
   }
-  if (wc_server_over_budget(srv)) {
+  if (ct->body_type != WC_BODY_RAW ? !wc_server_may_buffer(srv, c)
+                                    : wc_server_over_budget(srv)) {
     wc_list_remove(&c->wait_link);
     wc_list_push(&srv->waiters, &c->wait_link);
     wc_conn_pause(c, WC_PAUSE_BUDGET);

@@ -1,6 +1,7 @@
 /*
- * log.h - the access log (one line per request, stdout) and diagnostics
- * (stderr) filtered by level. Loop thread only.
+ * log.h - the access log (one line per request, in the common or JSON lines
+ * format, to stdout, stderr or a file) and diagnostics (stderr) filtered by
+ * level. Loop thread only.
  */
 #ifndef WC_LOG_H
 #define WC_LOG_H
@@ -8,18 +9,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-void wc_log_init(int level, int access);
+/*
+ * Sets the level and the access log: access on/off, format (WC_LOG_FORMAT_*)
+ * and destination ("stdout", "stderr" or a path, opened for appending).
+ * Returns 0, or a negative errno with a message in err when the file cannot
+ * be opened.
+ */
+int wc_log_init(int level, int access, int format, const char *file, char *err,
+                size_t errlen);
+
+/* Reopens a log file (after rotation, on SIGHUP). 0 or a negative errno. */
+int wc_log_reopen(void);
+
+/* 1 when diagnostics at this level are printed. */
+int wc_log_enabled(int level);
 
 /* Diagnostics at a WC_LOG_* level, to stderr. */
 void wc_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* What one access-log line says about a request. Strings need not be
+ * NUL-terminated where a length is given; all may come from the client and
+ * are escaped. */
+typedef struct {
+  const char *peer;
+  const char *method;
+  const char *target;
+  size_t target_len;
+  const char *request_id;
+  int status;
+  uint64_t bytes_in;
+  size_t bytes_out;
+  double ms;
+  const char *error_code; /* NULL unless an error response */
+  const char *error_msg;
+} wc_access_t;
+
 /* One access-log line. Buffered; written by wc_log_flush or when the buffer
- * is full. When stdout is a pipe or socket it is written without blocking:
- * lines that do not fit are dropped rather than stalling the loop. */
-void wc_log_access(const char *peer, const char *method, const char *target,
-                   size_t target_len, int status, uint64_t bytes_in,
-                   size_t bytes_out, double ms);
+ * is full. When the destination is a pipe or socket it is written without
+ * blocking: lines that do not fit are dropped rather than stalling the loop. */
+void wc_log_access(const wc_access_t *a);
 
 void wc_log_flush(void);
 

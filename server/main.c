@@ -21,19 +21,22 @@
 #include "util.h"
 #include "wordcount.h"
 
-static uv_signal_t sig_term, sig_int;
+static uv_signal_t sig_term, sig_int, sig_hup;
 static wc_server_t srv;
 
 static void usage(FILE *f) {
   fprintf(f, "usage: wordcount-server [--config FILE] [--host H] [--port P] "
              "[--workers N]\n"
              "                        [--help] [--version]\n"
-             "Counts words over HTTP: POST /count, GET /healthz, GET /readyz.\n"
+             "Counts words over HTTP: POST /count, GET /healthz, GET /readyz,\n"
+             "GET /metrics.\n"
              "  --config FILE  JSON configuration (see config.example.json)\n"
              "  --host H       address to listen on (default 127.0.0.1)\n"
              "  --port P       port (default 8080; 0 picks a free one)\n"
              "  --workers N    counting threads (default 0: one per CPU)\n"
-             "Environment: WORDCOUNT_HOST, WORDCOUNT_PORT, WORDCOUNT_WORKERS.\n"
+             "Environment: WORDCOUNT_HOST, WORDCOUNT_PORT, WORDCOUNT_WORKERS,\n"
+             "WORDCOUNT_AUTH_TOKEN (bearer token for /count and /metrics).\n"
+             "SIGTERM/SIGINT drain and exit; SIGHUP reopens log.file.\n"
              "Precedence: defaults < config file < environment < flags.\n");
 }
 
@@ -48,10 +51,20 @@ static void on_signal(uv_signal_t *s, int signum) {
   wc_server_shutdown(&srv);
 }
 
+static void on_sighup(uv_signal_t *s, int signum) {
+  int rc;
+  (void)s;
+  (void)signum;
+  rc = wc_log_reopen(); /* after logrotate moved the access log away */
+  if (rc < 0)
+    wc_log(WC_LOG_ERROR, "reopening log.file: %s", strerror(-rc));
+}
+
 static void on_stopped(wc_server_t *s) {
   (void)s;
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);
+  uv_close((uv_handle_t *)&sig_hup, NULL);
 }
 
 /* "--name value" or "--name=value": returns the value or NULL. */
@@ -150,13 +163,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "wordcount-server: uv_loop_init: %s\n", uv_strerror(rc));
     return 1;
   }
-  wc_log_init(cfg.log_level, cfg.log_access);
+  if (wc_log_init(cfg.log_level, cfg.log_access, cfg.log_format, cfg.log_file,
+                  err, sizeof err) < 0) {
+    fprintf(stderr, "wordcount-server: %s\n", err);
+    uv_loop_close(&loop);
+    return 2;
+  }
   /* Signals are handled before the address is printed: whoever reads the
    * "listening on" line may signal us at once. */
   uv_signal_init(&loop, &sig_term);
   uv_signal_init(&loop, &sig_int);
+  uv_signal_init(&loop, &sig_hup);
   uv_signal_start(&sig_term, on_signal, SIGTERM);
   uv_signal_start(&sig_int, on_signal, SIGINT);
+  uv_signal_start(&sig_hup, on_sighup, SIGHUP);
   rc = wc_server_start(&srv, &loop, &cfg, on_stopped);
   if (rc < 0) {
     on_stopped(&srv);

@@ -1,7 +1,8 @@
 /*
  * router.c - which endpoint a request is for, and the bodies of the simple
  * endpoints. Methods not allowed on a known path give 405 with Allow.
- * /count takes POST and PUT (what `curl -T` sends).
+ * /count takes POST and PUT (what `curl -T` sends); /healthz, /readyz and
+ * /metrics take GET and HEAD.
  */
 #include "router.h"
 
@@ -11,10 +12,14 @@
 static const struct {
   const char *path;
   const char *allow;
+  wc_action_t action; /* for the allowed methods other than OPTIONS */
+  int protected;      /* behind the bearer token when auth is on */
 } paths[] = {
-    {"/count", "POST, PUT, OPTIONS"},
-    {"/healthz", "GET, HEAD, OPTIONS"},
-    {"/readyz", "GET, HEAD, OPTIONS"},
+    /* In the order of WC_PATH_*, from WC_PATH_COUNT. */
+    {"/count", "POST, PUT, OPTIONS", WC_ACT_COUNT, 1},
+    {"/healthz", "GET, HEAD, OPTIONS", WC_ACT_HEALTH, 0},
+    {"/readyz", "GET, HEAD, OPTIONS", WC_ACT_READY, 0},
+    {"/metrics", "GET, HEAD, OPTIONS", WC_ACT_METRICS, 1},
 };
 
 void wc_router_match(const char *target, size_t len, int method,
@@ -24,6 +29,8 @@ void wc_router_match(const char *target, size_t len, int method,
   size_t i;
   out->allow = NULL;
   out->err = WC_E_NONE;
+  out->endpoint = WC_PATH_NONE;
+  out->protected = 0;
   if (method == HTTP_OPTIONS && plen == 1 && target[0] == '*') {
     out->action = WC_ACT_OPTIONS;
     out->allow = "GET, HEAD, POST, PUT, OPTIONS";
@@ -39,14 +46,17 @@ void wc_router_match(const char *target, size_t len, int method,
     return;
   }
   out->allow = paths[i].allow;
+  out->endpoint = (int)i + WC_PATH_COUNT;
   if (method == HTTP_OPTIONS) {
-    out->action = WC_ACT_OPTIONS;
+    out->action = WC_ACT_OPTIONS; /* open even when auth is on */
   } else if (i == 0 && (method == HTTP_POST || method == HTTP_PUT)) {
     /* PUT too: it is what `curl -T FILE` sends, and counting is
      * idempotent. */
     out->action = WC_ACT_COUNT;
+    out->protected = paths[i].protected;
   } else if (i > 0 && (method == HTTP_GET || method == HTTP_HEAD)) {
-    out->action = i == 1 ? WC_ACT_HEALTH : WC_ACT_READY;
+    out->action = paths[i].action;
+    out->protected = paths[i].protected;
   } else {
     out->action = WC_ACT_ERROR;
     out->err = WC_E_METHOD;

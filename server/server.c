@@ -10,9 +10,11 @@
  * - Global budget: bytes held in body blocks and buffers and the number of
  *   queued jobs, over all connections. A connection that finds the budget
  *   spent stops reading and waits in `waiters`; whenever a job finishes and
- *   the budget has room again, the waiters resume. A connection waits only
- *   while some job is in flight, since only a job can release budget; this
- *   keeps buffered JSON bodies from waiting on each other forever.
+ *   the budget has room again, the waiters resume. A raw body waits only
+ *   while some job is in flight, since only a job can release budget. JSON
+ *   and form bodies, which are buffered whole, could wait on each other
+ *   forever: above the cap, one of them at a time (`privileged`) goes on
+ *   to its end, the others wait for it (wc_server_may_buffer).
  * - Shutdown: stop accepting (close the listener), answer /readyz with 503,
  *   close idle connections, let the others finish their request (answered
  *   with Connection: close). When the last connection is freed, the server
@@ -137,11 +139,9 @@ void wc_server_budget_take(wc_server_t *srv, uint64_t bytes, unsigned jobs) {
   srv->jobs += jobs;
 }
 
-void wc_server_budget_give(wc_server_t *srv, uint64_t bytes, unsigned jobs) {
+static void wake_waiters(wc_server_t *srv) {
   wc_link_t ready;
-  srv->buffered -= bytes;
-  srv->jobs -= jobs;
-  if (wc_list_empty(&srv->waiters) || wc_server_over_budget(srv))
+  if (wc_list_empty(&srv->waiters))
     return;
   /* Move the waiters aside first: a woken connection may wait again. */
   wc_list_init(&ready);
@@ -152,6 +152,28 @@ void wc_server_budget_give(wc_server_t *srv, uint64_t bytes, unsigned jobs) {
   wc_list_init(&srv->waiters);
   while (!wc_list_empty(&ready))
     wc_conn_budget_wake(container_of(ready.next, wc_conn_t, wait_link));
+}
+
+void wc_server_budget_give(wc_server_t *srv, uint64_t bytes, unsigned jobs) {
+  srv->buffered -= bytes;
+  srv->jobs -= jobs;
+  if (!wc_server_over_budget(srv))
+    wake_waiters(srv);
+}
+
+int wc_server_may_buffer(wc_server_t *srv, const void *c) {
+  if (srv->buffered <= srv->buffered_cap)
+    return 1;
+  if (srv->privileged == NULL)
+    srv->privileged = c;
+  return srv->privileged == c;
+}
+
+void wc_server_unprivilege(wc_server_t *srv, const void *c) {
+  if (srv->privileged != c)
+    return;
+  srv->privileged = NULL;
+  wake_waiters(srv);
 }
 
 static int resolve(const char *host, int port, struct sockaddr_storage *ss) {

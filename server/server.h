@@ -38,6 +38,7 @@ struct wc_server {
   char date[48]; /* "Date: ...\r\n" */
   size_t date_len;
   uint64_t buffered, buffered_cap; /* body bytes held, all requests */
+  const void *privileged; /* the connection allowed past buffered_cap */
   unsigned jobs, jobs_cap;         /* jobs queued or running */
   wc_server_stopped_cb on_stopped;
   char read_buf[WC_READ_BUF_SIZE];
@@ -64,5 +65,13 @@ int wc_server_over_budget(const wc_server_t *srv);
 /* Budget accounting (job.c); released budget wakes waiting connections. */
 void wc_server_budget_take(wc_server_t *srv, uint64_t bytes, unsigned jobs);
 void wc_server_budget_give(wc_server_t *srv, uint64_t bytes, unsigned jobs);
+
+/* May connection c keep buffering a JSON or form body? Yes while the
+ * buffered bytes are under the cap; above it, only one connection at a time
+ * (the first to ask) may go on, until its request ends
+ * (wc_server_unprivilege): it needs no other body to finish, so it always
+ * can, and memory stays under the cap plus one max_json_body_bytes. */
+int wc_server_may_buffer(wc_server_t *srv, const void *c);
+void wc_server_unprivilege(wc_server_t *srv, const void *c);
 
 #endif

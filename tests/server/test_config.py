@@ -29,6 +29,8 @@ def test_unknown_keys_exit_2():
     expect_exit2({"log": {"acess": True}}, "acess")
     expect_exit2({"parallel": {"min_byte": 5}}, "min_byte")
     expect_exit2({"Workers": 2}, "Workers")
+    expect_exit2({"log": {"fromat": "json"}}, "fromat")
+    expect_exit2({"auth": {"tokens": "x"}}, "tokens")
 
 
 def test_bad_values_exit_2():
@@ -50,6 +52,13 @@ def test_bad_values_exit_2():
     expect_exit2({"log": {"access": "yes"}}, "access")
     expect_exit2({"limits": 5}, "limits")
     expect_exit2({"listen": []}, "listen")
+    expect_exit2({"log": {"format": "xml"}}, "format")
+    expect_exit2({"log": {"format": 1}}, "format")
+    expect_exit2({"log": {"file": ""}}, "file")
+    expect_exit2({"log": {"file": "/nonexistent-dir/x/access.log"}}, "log.file")
+    expect_exit2({"auth": {"token": 5}}, "token")
+    expect_exit2({"auth": {"token": "has space"}}, "token")
+    expect_exit2({"auth": "secret"}, "auth")
     # not JSON at all, or not an object
     rc, out, err = run_cli(["--port", "0"], config="{ not json")
     assert rc == 2, (rc, err)
@@ -89,7 +98,8 @@ def test_example_config_is_valid():
             "limits": {"max_body_bytes", "max_json_body_bytes", "max_header_bytes", "max_connections",
                        "max_needles", "max_needle_bytes"},
             "timeouts_ms": {"header", "body", "keepalive", "shutdown"},
-            "parallel": {"min_bytes"}, "log": {"access", "level"}}
+            "parallel": {"min_bytes"}, "log": {"access", "level", "format", "file"},
+            "auth": {"token"}}
     for k, sub in want.items():
         assert k in cfg, "config.example.json lacks %r" % k
         if sub:

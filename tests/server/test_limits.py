@@ -309,6 +309,45 @@ def test_streaming_memory_is_bounded():
                                  "not streamed with bounded memory" % (hwm, total)
 
 
+def test_buffered_json_bodies_are_bounded():
+    """JSON bodies are buffered whole: above the global cap (256 MiB at
+    least) only one of them may go on at a time, so many big uploads at
+    once neither exhaust memory nor wait on each other forever."""
+    n, size = 12, 40 << 20                       # 480 MiB in all
+    unit = b"is " * 1000
+    text = unit * (size // len(unit))
+    body = b'{"needle":"is","text":"' + text + b'"}'
+    want = text.count(b"is")
+    with w.Server({"workers": 2, "log": {"access": False}}) as s:
+        errs, done = [], []
+
+        def upload():
+            try:
+                with Conn(s.port, timeout=180) as c:
+                    c.send(build_request("POST", "/count", None,
+                                         [("Content-Type", "application/json"),
+                                          ("Content-Length", str(len(body)))]))
+                    c.sock.sendall(body)
+                    r = c.read_response(timeout=180)
+                    check_counts(r, {"is": want}, len(text), "40 MiB JSON")
+                    done.append(1)
+            except Exception as e:
+                errs.append(e)
+        ts = [threading.Thread(target=upload, daemon=True) for _ in range(n)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(200)
+        assert not errs, errs[:3]
+        assert len(done) == n, "%d of %d JSON uploads answered" % (len(done), n)
+        hwm = vm_hwm_kib(s.proc.pid)
+        print("  server VmHWM after %d concurrent %d MiB JSON uploads: %d KiB" % (n, size >> 20, hwm))
+        if not w.SANITIZED:
+            # cap 256 MiB + one privileged body (40 MiB) + the parse of one
+            # body at a time per worker and read buffers; 480 MiB unbounded
+            assert hwm < 420 * 1024, "peak RSS %d KiB: buffered bodies are not bounded" % hwm
+
+
 def test_unread_pipelined_output_is_bounded():
     # 20000 pipelined requests while the client reads nothing for a while:
     # the server must stop reading (back-pressure), then answer them all in order

@@ -1,0 +1,236 @@
+/*
+ * fuzz_reqparse.c - libFuzzer target: the request parsers of server/reqparse.c
+ * (query string, form body, JSON body) on arbitrary bytes.
+ *
+ * Input layout:
+ *   byte 0      bits 0-1: the body parser (0 none, 1 form, 2 JSON, 3 JSON);
+ *               bit 2: small limits (2 needles of at most 4 bytes);
+ *               bits 3-7: ignored
+ *   the rest    a query string, then optionally the byte 0x00 and a body:
+ *               the query is parsed first and the body into the same spec,
+ *               as the server does for a JSON or form request with options
+ *               in its query.
+ * Checked on every input (any failure aborts with a message):
+ *   - no crash, no leak, no undefined behaviour (sanitizers);
+ *   - a failure returns -EINVAL or -ENOMEM and sets an error whose JSON body
+ *     (wc_errors_body) is valid UTF-8 JSON {"error":{"status":N,...}} with
+ *     the status of the error kind;
+ *   - a success holds only valid needles: non-empty, valid UTF-8, no space,
+ *     no newline, within the length limit, distinct, NUL-terminated at their
+ *     length, at most max_needles of them; text[text_len] is NUL;
+ *   - for the query and form parsers, the needles equal those of an
+ *     independent decoder written here (distinct, in first-seen order), and
+ *     the form text equals its decoded "text" field.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "reqparse.h"
+#include "wordcount.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void die(const char *what, const uint8_t *in, size_t len) {
+  fprintf(stderr, "fuzz_reqparse: %s (input of %zu bytes:", what, len);
+  for (size_t i = 0; i < len && i < 256; i++)
+    fprintf(stderr, " %02x", in[i]);
+  fprintf(stderr, ")\n");
+  abort();
+}
+
+/* The error body must be valid JSON naming the status of its kind. */
+static void check_error(const wc_error_t *e, const uint8_t *in, size_t len) {
+  char body[512];
+  size_t n;
+  cJSON *root, *err, *st;
+  if (e->kind <= WC_E_NONE || e->kind >= WC_E__COUNT)
+    die("failure without an error kind", in, len);
+  if (memchr(e->msg, '\0', sizeof e->msg) == NULL)
+    die("error message not NUL-terminated", in, len);
+  n = wc_errors_body(e, body, sizeof body);
+  if (n >= sizeof body || body[n] != '\0')
+    die("error body length", in, len);
+  if (!wc_utf8_valid(body, n))
+    die("error body is not valid UTF-8", in, len);
+  root = cJSON_ParseWithLength(body, n);
+  if (root == NULL)
+    die("error body is not JSON", in, len);
+  err = cJSON_GetObjectItemCaseSensitive(root, "error");
+  st = cJSON_GetObjectItemCaseSensitive(err, "status");
+  if (!cJSON_IsNumber(st) || st->valueint != wc_errors_status(e->kind) ||
+      !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "code")) ||
+      !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message")))
+    die("error body shape", in, len);
+  cJSON_Delete(root);
+}
+
+static void check_spec(const wc_countspec_t *s, const wc_reqlimits_t *lim,
+                       const uint8_t *in, size_t len) {
+  if (s->n > lim->max_needles)
+    die("more needles than max_needles", in, len);
+  for (size_t i = 0; i < s->n; i++) {
+    const char *p = s->needles[i];
+    size_t l = s->lens[i];
+    if (l == 0 || l > lim->max_needle_bytes)
+      die("needle length out of range", in, len);
+    if (p[l] != '\0')
+      die("needle not NUL-terminated at its length", in, len);
+    if (memchr(p, ' ', l) != NULL || memchr(p, '\n', l) != NULL)
+      die("needle with a space or newline accepted", in, len);
+    if (!wc_utf8_valid(p, l))
+      die("invalid UTF-8 needle accepted", in, len);
+    for (size_t k = 0; k < i; k++)
+      if (s->lens[k] == l && memcmp(s->needles[k], p, l) == 0)
+        die("needle kept twice", in, len);
+  }
+  if ((s->flags & ~3u) != 0 || s->mode < WC_MODE_AUTO ||
+      s->mode > WC_MODE_PARALLEL)
+    die("flags or mode out of range", in, len);
+  if (s->has_text && (s->text == NULL || s->text[s->text_len] != '\0'))
+    die("text not NUL-terminated at its length", in, len);
+}
+
+/* An independent %-decoder; -1 on a bad escape. */
+static long decode(const char *p, size_t n, char *out) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (p[i] == '+') {
+      out[o++] = ' ';
+    } else if (p[i] == '%') {
+      unsigned v = 0;
+      if (i + 2 >= n)
+        return -1;
+      for (int k = 1; k <= 2; k++) {
+        char c = p[i + k];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+          v |= (unsigned)(c - '0');
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+          v |= (unsigned)((c | 0x20) - 'a' + 10);
+        else
+          return -1;
+      }
+      out[o++] = (char)v;
+      i += 2;
+    } else {
+      out[o++] = p[i];
+    }
+  }
+  return (long)o;
+}
+
+/* On a successful urlencoded parse: the needles and the text must be what
+ * an independent walk over the pairs finds. */
+static void check_urlencoded(const wc_countspec_t *s, size_t n0, const char *q,
+                             size_t n, int form, const uint8_t *in,
+                             size_t len) {
+  char *name = malloc(n + 1), *val = malloc(n + 1);
+  size_t want = n0, i = 0;
+  if (name == NULL || val == NULL)
+    abort();
+  while (i <= n) {
+    const char *amp = memchr(q + i, '&', n - i);
+    size_t end = amp ? (size_t)(amp - q) : n;
+    const char *eq = memchr(q + i, '=', end - i);
+    size_t nend = eq ? (size_t)(eq - q) : end;
+    long nl, vl;
+    if (end > i) {
+      nl = decode(q + i, nend - i, name);
+      vl = eq ? decode(q + nend + 1, end - nend - 1, val) : 0;
+      if (nl < 0 || vl < 0)
+        die("accepted a bad %-escape", in, len);
+      if ((nl == 6 && memcmp(name, "needle", 6) == 0) ||
+          (form && nl == 7 && memcmp(name, "needles", 7) == 0)) {
+        size_t k;
+        for (k = 0; k < want; k++)
+          if (s->lens[k] == (size_t)vl &&
+              memcmp(s->needles[k], val, (size_t)vl) == 0)
+            break;
+        if (k == want) {
+          if (want >= s->n || s->lens[want] != (size_t)vl ||
+              memcmp(s->needles[want], val, (size_t)vl) != 0)
+            die("needles differ from an independent decode", in, len);
+          want++;
+        }
+      } else if (form && nl == 4 && memcmp(name, "text", 4) == 0) {
+        if (!s->has_text || s->text_len != (size_t)vl ||
+            memcmp(s->text, val, (size_t)vl) != 0)
+          die("text differs from an independent decode", in, len);
+      }
+    }
+    i = end + 1;
+  }
+  if (want != s->n)
+    die("needle count differs from an independent decode", in, len);
+  free(name);
+  free(val);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  wc_countspec_t s;
+  wc_error_t e;
+  wc_reqlimits_t lim = {64, 256};
+  const char *q, *body = NULL;
+  size_t qlen, blen = 0;
+  int which, rc;
+  if (size < 1)
+    return 0;
+  which = data[0] & 3;
+  if (data[0] & 4) {
+    lim.max_needles = 2;
+    lim.max_needle_bytes = 4;
+  }
+  q = (const char *)data + 1;
+  qlen = size - 1;
+  if (which != 0) {
+    const char *z = memchr(q, '\0', qlen);
+    if (z != NULL) {
+      body = z + 1;
+      blen = qlen - (size_t)(body - q);
+      qlen = (size_t)(z - q);
+    } else {
+      body = q;
+      blen = qlen;
+      qlen = 0;
+    }
+  }
+  wc_reqparse_init(&s);
+  memset(&e, 0, sizeof e);
+  rc = wc_reqparse_query(&s, q, qlen, &lim, &e);
+  if (rc == 0) {
+    check_spec(&s, &lim, data, size);
+    check_urlencoded(&s, 0, q, qlen, 0, data, size);
+  } else if (rc != -EINVAL && rc != -ENOMEM) {
+    die("query: unexpected return value", data, size);
+  } else {
+    check_error(&e, data, size);
+  }
+  if (rc == 0 && body != NULL) {
+    size_t n0 = s.n;
+    memset(&e, 0, sizeof e);
+    rc = which == 1 ? wc_reqparse_form(&s, body, blen, &lim, &e)
+                    : wc_reqparse_json(&s, body, blen, &lim, &e);
+    if (rc == 0) {
+      check_spec(&s, &lim, data, size);
+      if (which == 1)
+        check_urlencoded(&s, n0, body, blen, 1, data, size);
+      else if (s.has_text && strlen(s.text) != s.text_len)
+        die("JSON text holds a NUL", data, size);
+      if (wc_reqparse_finish(&s, which == 1 ? WC_BODY_FORM : WC_BODY_JSON, &e) <
+          0)
+        check_error(&e, data, size);
+    } else if (rc != -EINVAL && rc != -ENOMEM) {
+      die("body: unexpected return value", data, size);
+    } else {
+      check_error(&e, data, size);
+    }
+  }
+  (void)wc_reqparse_body_type(q, qlen);
+  wc_reqparse_free(&s);
+  return 0;
+}
