@@ -744,7 +744,10 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
                          const wc_error_t *e) {
   wc_http_t *h = &c->http;
   wc_server_t *srv = c->srv;
-  int close = h->early || srv->draining || c->eof;
+  /* An answer given while jobs of this request still run (an allocation
+   * failed half way) closes the connection: the request state they use
+   * must then stay until conn_free, as after an early answer. */
+  int close = h->early || srv->draining || c->eof || h->count.inflight > 0;
   int head = h->method == HTTP_HEAD;
   char hdr[1024];
   int n;

@@ -312,7 +312,10 @@ static int dispatch(wc_conn_t *c) {
 
 static void check_done(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
-  if (ct->body_done && ct->final_sent && ct->inflight == 0)
+  /* After a failure nothing more is queued: the request is done once the
+   * body is read and the jobs in flight are back. */
+  if (ct->body_done && (ct->final_sent || ct->err.kind != WC_E_NONE) &&
+      ct->inflight == 0)
     wc_http_count_done(c);
 }
 

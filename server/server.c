@@ -15,6 +15,8 @@
  *   and form bodies, which are buffered whole, could wait on each other
  *   forever: above the cap, one of them at a time (`privileged`) goes on
  *   to its end, the others wait for it (wc_server_may_buffer).
+ * - A connection that cannot be set up for lack of memory stays in the
+ *   listener (accept_pending); the 1 s date timer tries again.
  * - Shutdown: stop accepting (close the listener), answer /readyz with 503,
  *   close idle connections, let the others finish their request (answered
  *   with Connection: close). When the last connection is freed, the server
@@ -42,18 +44,25 @@ static void update_date(wc_server_t *srv) {
       (size_t)snprintf(srv->date, sizeof srv->date, "Date: %s\r\n", buf);
 }
 
-static void on_date_timer(uv_timer_t *t) {
-  wc_server_t *srv = container_of(t, wc_server_t, date_timer);
-  update_date(srv);
-  wc_log_flush();
-}
-
 static void try_accept(wc_server_t *srv) {
   int rc;
   srv->accept_pending = 0;
   rc = wc_conn_accept(srv);
   if (rc < 0)
     wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
+  /* Out of memory before uv_accept: the client still waits in the
+   * listener, which libuv no longer polls; the date timer retries. */
+  if (rc == UV_ENOMEM)
+    srv->accept_pending = 1;
+}
+
+static void on_date_timer(uv_timer_t *t) {
+  wc_server_t *srv = container_of(t, wc_server_t, date_timer);
+  update_date(srv);
+  wc_log_flush();
+  if (srv->accept_pending && !srv->draining &&
+      srv->nconns < srv->cfg->limits.max_connections)
+    try_accept(srv);
 }
 
 static void on_connection(uv_stream_t *l, int status) {
