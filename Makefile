@@ -13,7 +13,7 @@
 .SUFFIXES:
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps deps-test run test unit-test cli-test server-test test-asan test-tsan \
+.PHONY: all deps deps-test run test unit-test cli-test server-test alloc-failure-test test-asan test-tsan \
         test-tsan-server test-valgrind soak soak-ci fault-test fuzz-ci \
         bench-core bench fuzz install clean format
 
@@ -174,12 +174,26 @@ soak: deps-test all
 soak-ci: all
 	$(Q)WC_SOAK_SECONDS=60 scripts/run-tests.sh soak build tests/soak/soak.py
 
-# Faults: fd exhaustion, a saturated worker pool.
-fault-test: all
+# Faults: fd exhaustion, a saturated worker pool, allocation failures.
+fault-test: all alloc-failure-test
 	$(Q)scripts/run-tests.sh faults build $(wildcard tests/faults/test_*.py)
 
+# The server linked with an allocation-failure injector (tests/faults/
+# failmalloc.c wraps malloc, calloc and realloc of our own code); `make
+# test-asan` runs it too, under ASan and UBSan.
+alloc-failure-test: $(B)/fault/wordcount-server
+	$(Q)scripts/run-tests.sh alloc-failure $(B)/fault tests/faults/alloc_failure.py
+
+$(B)/fault/failmalloc.o: tests/faults/failmalloc.c
+	@mkdir -p $(@D)
+	$(Q)$(CC) -std=c11 $(OPT) -pthread $(SANFLAGS) -Wall -Wextra -Werror -c $< -o $@
+
+$(B)/fault/wordcount-server: $(SERVER_OBJS) $(LLHTTP_OBJS) $(B)/fault/failmalloc.o $(LIB)
+	@$(if $(Q),echo "  LD      $@ (allocation failures)")
+	$(Q)$(CC) $(LDFLAGS_ALL) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ $(PKG_LIBS) -lm
+
 test-asan:
-	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test server-test
+	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test server-test alloc-failure-test
 
 # ThreadSanitizer over the tests whose threads share data (the parallel
 # counter shares its needle set read-only).
