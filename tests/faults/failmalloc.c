@@ -10,14 +10,15 @@
  * would: the k-th allocation fails when a hash of k (splitmix64, seeded by
  * WC_FAIL_SEED) is 0 modulo WC_FAIL_EVERY, so that failures land at varied
  * call sites rather than in step with a request's allocation pattern.
- * WC_FAIL_TRACE=1 prints a backtrace of each failure on stderr. The counter and the flag are atomics: worker threads allocate too.
+ * WC_FAIL_TRACE=1 prints a backtrace of each failure on stderr. The counter
+ * and the flag are atomics: worker threads allocate too.
  */
 #define _GNU_SOURCE
+#include <execinfo.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
-#include <execinfo.h>
 #include <unistd.h>
 
 void *__real_malloc(size_t n);
