@@ -31,6 +31,7 @@ void wc_config_defaults(wc_config_t *cfg) {
   cfg->timeouts_ms.keepalive = 5000;
   cfg->timeouts_ms.shutdown = 10000;
   cfg->parallel_min_bytes = 1048576;
+  cfg->parallel_inline_max_bytes = 16384;
   cfg->log_access = 1;
   cfg->log_level = WC_LOG_INFO;
   cfg->log_format = WC_LOG_FORMAT_COMMON;
@@ -222,6 +223,8 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
       const int_key_t keys[] = {
           {"parallel.min_bytes", 1, UINT64_C(1) << 50, &cfg->parallel_min_bytes,
            sizeof(uint64_t)},
+          {"parallel.inline_max_bytes", 0, UINT64_C(1) << 30,
+           &cfg->parallel_inline_max_bytes, sizeof(uint64_t)},
       };
       rc = load_ints(it, "parallel", keys, WC_ARRAY_SIZE(keys), err, errlen);
       if (rc < 0)

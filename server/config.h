@@ -33,6 +33,8 @@ typedef struct {
     uint64_t header, body, keepalive, shutdown;
   } timeouts_ms;
   uint64_t parallel_min_bytes;
+  /* Bodies up to this size are counted on the event loop, not in the pool. */
+  uint64_t parallel_inline_max_bytes;
   int log_access;
   int log_level;
   int log_format;     /* WC_LOG_FORMAT_* */

@@ -254,6 +254,15 @@ static int dispatch(wc_conn_t *c) {
       ct->final_sent = final;
       return 0;
     }
+    if (final && ct->inflight == 0 && ct->block != NULL &&
+        ct->bytes <= c->srv->cfg->parallel_inline_max_bytes) {
+      /* A tiny body: counting it here costs less than the hop to a worker
+       * and back (parallel.inline_max_bytes). */
+      if (wc_count(ct->set, ct->block, ct->block_len, ct->counts) < 0)
+        return -ENOMEM;
+      ct->final_sent = 1;
+      return 0;
+    }
     if (ct->inflight >= ct->max_inflight)
       return 0;
     if (final) {
@@ -496,6 +505,41 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
   return 0;
 }
 
+/*
+ * A small JSON or form body is parsed (and, unless it is split, counted) on
+ * the loop thread by a job on the stack, as a worker would: the hop to the
+ * pool and back costs more than the work (parallel.inline_max_bytes).
+ */
+static void run_parse_inline(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  const wc_config_t *cfg = c->srv->cfg;
+  job_t j;
+  memset(&j, 0, sizeof j);
+  wc_list_init(&j.link);
+  j.conn = c;
+  j.kind = JOB_PARSE;
+  j.spec = &ct->spec;
+  j.body_type = ct->body_type;
+  j.lim.max_needles = cfg->limits.max_needles;
+  j.lim.max_needle_bytes = cfg->limits.max_needle_bytes;
+  j.workers = cfg->workers;
+  j.min_bytes = cfg->parallel_min_bytes;
+  j.data = ct->buf; /* parse_work frees it */
+  j.len = ct->buf_len;
+  ct->buf = NULL;
+  ct->buf_len = ct->buf_cap = 0;
+  parse_work(&j);
+  if (ct->held > 0) {
+    wc_server_budget_give(c->srv, ct->held, 0);
+    ct->held = 0;
+  }
+  parse_done(c, &j);
+  free(j.data);
+  free(j.counts);
+  free(j.cuts);
+  wc_needles_free(j.out_set);
+}
+
 int wc_job_end(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   const wc_config_t *cfg = c->srv->cfg;
@@ -505,6 +549,9 @@ int wc_job_end(wc_conn_t *c) {
   } else if (ct->body_type == WC_BODY_RAW) {
     if (dispatch(c) < 0)
       return -ENOMEM;
+  } else if (ct->buf_len <= cfg->parallel_inline_max_bytes) {
+    run_parse_inline(c);
+    ct->final_sent = 1;
   } else {
     job_t *j = job_new(c, JOB_PARSE, 0);
     if (j == NULL)

@@ -483,7 +483,8 @@ def test_differential_random_texts_and_chunkings():
     rng = random.Random(SEED)
     w.log("  seed %d (WC_SEED=%d to repeat)" % (SEED, SEED))
     # a low parallel threshold makes the block cutting run on small texts
-    with w.Server({"parallel": {"min_bytes": 65536}}) as s:
+    # (inline_max_bytes 4096: the small texts go both ways)
+    with w.Server({"parallel": {"min_bytes": 65536, "inline_max_bytes": 4096}}) as s:
         c = s.conn()
         last = w.time.monotonic()
         for i in range(150):
@@ -572,6 +573,55 @@ def _send_split(p, target, body, cuts, chunked=False):
         r = c.read_response()
         check_response(r)
         return r
+
+
+def test_inline_and_pool_agree():
+    """parallel.inline_max_bytes: small bodies counted on the event loop give
+    byte-identical answers to the same bodies counted in the worker pool
+    (inline_max_bytes 0), one by one and pipelined in one write; bodies just
+    over the threshold go to the pool."""
+    rng = random.Random(SEED + 7)
+    J = [("Content-Type", "application/json")]
+    F = [("Content-Type", "application/x-www-form-urlencoded")]
+    reqs = [
+        build_request("POST", count_target(["is"]), b"is this is it"),
+        build_request("POST", count_target(["is"]), b""),
+        build_request("POST", count_target(["is", "it"], mode="parallel"), b"is it\r\nis it\nx"),
+        build_request("POST", count_target(["IS"], ignore_case="true", boundary="word"), b"is, IS! this"),
+        build_request("POST", count_target(["is"]), b"is is is", chunked=[1, 2]),
+        build_request("POST", "/count", b'{"text":"is this is it","needle":"is"}', J),
+        build_request("POST", "/count", b'{"text":"a b a","needles":["a","b"],"mode":"parallel"}', J),
+        build_request("POST", "/count", b'{"text":"x","needle":""}', J),
+        build_request("POST", "/count", b'{"text":', J),
+        build_request("POST", "/count", b"text=is+is&needle=is", F),
+        build_request("POST", "/count", b"needle=is", F),
+        build_request("GET", "/healthz"),
+    ]
+    for n in (1000, 4095, 4096, 4097, 9000):  # around an inline_max_bytes of 4096
+        text = w.random_text(rng, n).encode()[:n]
+        reqs.append(build_request("POST", count_target(["is", "the"]), text))
+        body = json.dumps({"text": text.decode("utf-8", "ignore"), "needle": "is"}).encode()
+        reqs.append(build_request("POST", "/count", body, J))
+    answers = {}
+    for inline in (0, 4096, 1 << 20):
+        with w.Server({"parallel": {"inline_max_bytes": inline}}) as s:
+            got = []
+            with s.conn() as c:
+                for req in reqs:
+                    c.send(req)
+                    r = c.read_response()
+                    got.append((r.status, r.body))
+            with s.conn() as c:
+                c.send(b"".join(reqs))
+                for i in range(len(reqs)):
+                    r = c.read_response()
+                    assert (r.status, r.body) == got[i], "inline_max_bytes %d: pipelined answer %d %r != %r" % (
+                        inline, i, (r.status, r.body), got[i])
+            answers[inline] = got
+    for inline in (4096, 1 << 20):
+        for i, (a, b) in enumerate(zip(answers[0], answers[inline])):
+            assert a == b, "request %d: pool %r, inline_max_bytes %d %r" % (i, a, inline, b)
+    assert answers[0][0] == (200, b'{"count":2,"counts":{"is":2},"bytes":13}'), answers[0][0]
 
 
 def test_words_split_at_block_boundaries():

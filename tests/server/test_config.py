@@ -98,7 +98,7 @@ def test_example_config_is_valid():
             "limits": {"max_body_bytes", "max_json_body_bytes", "max_header_bytes", "max_connections",
                        "max_needles", "max_needle_bytes"},
             "timeouts_ms": {"header", "body", "keepalive", "shutdown"},
-            "parallel": {"min_bytes"}, "log": {"access", "level", "format", "file"},
+            "parallel": {"min_bytes", "inline_max_bytes"}, "log": {"access", "level", "format", "file"},
             "auth": {"token"}}
     for k, sub in want.items():
         assert k in cfg, "config.example.json lacks %r" % k
