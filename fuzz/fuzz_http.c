@@ -54,6 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uv_loop_t loop;
 static wc_config_t cfgs[2];
 static wc_server_t srv;
+static wc_server_t *srvs[1] = {&srv};
+static wc_shared_t shared = {.servers = srvs, .n = 1};
 static char out[1 << 20];
 static size_t out_len;
 
@@ -90,12 +92,14 @@ static void setup(void) {
   cfgs[1].limits.max_json_body_bytes = 64;
   cfgs[1].limits.max_needles = 2;
   cfgs[1].limits.max_needle_bytes = 8;
-  cfgs[1].parallel_min_bytes = 16; /* JSON texts are split into slices */
+  cfgs[1].parallel_min_bytes = 16;       /* JSON texts are split into slices */
+  cfgs[1].parallel_inline_max_bytes = 0; /* every body goes to the pool */
 
   /* What wc_server_start sets up, minus the TCP listener. */
   memset(&srv, 0, offsetof(wc_server_t, read_buf));
   srv.loop = &loop;
   srv.cfg = &cfgs[0];
+  srv.shared = &shared;
   wc_list_init(&srv.conns);
   wc_list_init(&srv.waiters);
   srv.buffered_cap = 256u << 20;
@@ -248,6 +252,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
     abort();
   srv.listener.accepted_fd = sv[0];
+  atomic_fetch_add(&shared.nconns, 1); /* try_accept's reservation */
   if (wc_conn_accept(&srv) != 0 || srv.nconns != 1)
     die("wc_conn_accept failed");
 

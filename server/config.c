@@ -20,6 +20,7 @@ void wc_config_defaults(wc_config_t *cfg) {
   snprintf(cfg->host, sizeof cfg->host, "%s", "127.0.0.1");
   cfg->port = 8080;
   cfg->workers = 0;
+  cfg->event_loops = 0;
   cfg->limits.max_body_bytes = 1073741824ull;
   cfg->limits.max_json_body_bytes = 67108864ull;
   cfg->limits.max_header_bytes = 16384;
@@ -181,6 +182,16 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
       int_key_t key = {"workers", 0, 1024, &cfg->workers, sizeof(unsigned)};
       if (!cJSON_IsNumber(it)) {
         snprintf(err, errlen, "workers must be a number");
+        return -EINVAL;
+      }
+      rc = store_int(&key, it->valuedouble, err, errlen);
+      if (rc < 0)
+        return rc;
+    } else if (strcmp(k, "event_loops") == 0) {
+      int_key_t key = {"event_loops", 0, WC_MAX_EVENT_LOOPS, &cfg->event_loops,
+                       sizeof(unsigned)};
+      if (!cJSON_IsNumber(it)) {
+        snprintf(err, errlen, "event_loops must be a number");
         return -EINVAL;
       }
       rc = store_int(&key, it->valuedouble, err, errlen);
@@ -423,14 +434,25 @@ int wc_config_set(wc_config_t *cfg, const char *key, const char *value,
     cfg->workers = (unsigned)v;
     return 0;
   }
+  if (strcmp(key, "event-loops") == 0) {
+    if (parse_uint(value, WC_MAX_EVENT_LOOPS, &v) < 0) {
+      snprintf(err, errlen, "event-loops must be an integer from 0 to %d: %s",
+               WC_MAX_EVENT_LOOPS, value);
+      return -EINVAL;
+    }
+    cfg->event_loops = (unsigned)v;
+    return 0;
+  }
   snprintf(err, errlen, "unknown setting %s", key);
   return -EINVAL;
 }
 
 int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen) {
-  static const char *const vars[][2] = {{"WORDCOUNT_HOST", "host"},
-                                        {"WORDCOUNT_PORT", "port"},
-                                        {"WORDCOUNT_WORKERS", "workers"}};
+  static const char *const vars[][2] = {
+      {"WORDCOUNT_HOST", "host"},
+      {"WORDCOUNT_PORT", "port"},
+      {"WORDCOUNT_WORKERS", "workers"},
+      {"WORDCOUNT_EVENT_LOOPS", "event-loops"}};
   for (size_t i = 0; i < WC_ARRAY_SIZE(vars); i++) {
     const char *v = getenv(vars[i][0]);
     char msg[200];
@@ -455,6 +477,12 @@ int wc_config_apply_workers(wc_config_t *cfg) {
   if (cfg->workers == 0) {
     unsigned n = uv_available_parallelism();
     cfg->workers = n == 0 ? 1 : n > 1024 ? 1024 : n;
+  }
+  if (cfg->event_loops == 0) {
+    unsigned n = uv_available_parallelism();
+    cfg->event_loops = n == 0                   ? 1
+                       : n > WC_MAX_EVENT_LOOPS ? WC_MAX_EVENT_LOOPS
+                                                : n;
   }
   snprintf(buf, sizeof buf, "%u", cfg->workers);
   if (setenv("UV_THREADPOOL_SIZE", buf, 1) != 0)

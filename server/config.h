@@ -1,7 +1,8 @@
 /*
  * config.h - server configuration. Precedence: built-in defaults, then the
  * JSON file (--config), then the environment (WORDCOUNT_HOST, WORDCOUNT_PORT,
- * WORDCOUNT_WORKERS, WORDCOUNT_AUTH_TOKEN), then command-line flags. Every
+ * WORDCOUNT_WORKERS, WORDCOUNT_EVENT_LOOPS, WORDCOUNT_AUTH_TOKEN), then
+ * command-line flags. Every
  * key is optional in the file; an unknown key or a bad value is an error
  * naming the key.
  */
@@ -16,11 +17,16 @@ enum { WC_LOG_FORMAT_COMMON = 0, WC_LOG_FORMAT_JSON };
 
 /* Longest accepted auth.token (RFC 6750 b64token characters). */
 #define WC_AUTH_TOKEN_MAX 256
+/* Most event loops (threads accepting connections). */
+#define WC_MAX_EVENT_LOOPS 64
 
 typedef struct {
   char host[256];
   int port;
   unsigned workers; /* 0: one per CPU (resolved by wc_config_apply_workers) */
+  /* Event loops, each on its own thread with its own SO_REUSEPORT listener;
+   * 0: one per CPU (resolved by wc_config_apply_workers). */
+  unsigned event_loops;
   struct {
     uint64_t max_body_bytes;
     uint64_t max_json_body_bytes;
@@ -57,12 +63,13 @@ int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
  * counts as unset). Returns 0 or -EINVAL with err set. */
 int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen);
 
-/* Parses a flag value: "host", "port" or "workers". 0 or -EINVAL. */
+/* Parses a flag value: "host", "port", "workers" or "event-loops".
+ * 0 or -EINVAL. */
 int wc_config_set(wc_config_t *cfg, const char *key, const char *value,
                   char *err, size_t errlen);
 
 /*
- * Resolves workers == 0 to the number of CPUs and exports
+ * Resolves workers == 0 and event_loops == 0 to the number of CPUs, exports
  * UV_THREADPOOL_SIZE, which libuv reads once, on the first use of its pool:
  * call this before anything queues work. Returns 0 or a negative errno.
  */

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,8 +83,9 @@ static void request_end(wc_http_t *h) {
  * process and differ between replicas. Loop thread only.
  */
 static size_t request_id_new(char *out, size_t cap) {
-  static uint64_t seed, n;
-  static int seeded;
+  /* Per thread: each event loop has its own sequence. */
+  static _Thread_local uint64_t seed, n;
+  static _Thread_local int seeded;
   uint64_t z;
   if (!seeded) {
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
@@ -231,8 +233,9 @@ static int value_is(const wc_http_t *h, const char *s) {
 /* RFC 9112 3.2: Host is uri-host [":" port], possibly empty; anything
  * else (spaces, '/', '@', controls...) must get 400. */
 static int host_is_valid(const wc_http_t *h) {
-  static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                           "0123456789-._~!$&'()*+,;=:[]%";
+  static const char ok[] =
+      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+      "0123456789-._~!$&'()*+,;=:[]%";
   size_t b = 0, e = h->value_len;
   if (h->value_long)
     return 0;
@@ -512,23 +515,24 @@ static int on_message_complete(llhttp_t *p) {
 }
 
 static llhttp_settings_t settings;
+static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
+
+static void settings_init(void) {
+  llhttp_settings_init(&settings);
+  settings.on_message_begin = on_message_begin;
+  settings.on_url = on_url;
+  settings.on_header_field = on_header_field;
+  settings.on_header_field_complete = on_header_field_complete;
+  settings.on_header_value = on_header_value;
+  settings.on_header_value_complete = on_header_value_complete;
+  settings.on_headers_complete = on_headers_complete;
+  settings.on_body = on_body;
+  settings.on_message_complete = on_message_complete;
+}
 
 void wc_http_init(wc_conn_t *c) {
   wc_http_t *h = &c->http;
-  static int ready;
-  if (!ready) {
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_field_complete = on_header_field_complete;
-    settings.on_header_value = on_header_value;
-    settings.on_header_value_complete = on_header_value_complete;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    ready = 1;
-  }
+  pthread_once(&settings_once, settings_init);
   memset(h, 0, sizeof *h);
   llhttp_init(&h->parser, HTTP_REQUEST, &settings);
   wc_job_init(&h->count);

@@ -500,7 +500,7 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     }
   }
   if (ct->body_type != WC_BODY_RAW ? !wc_server_may_buffer(srv, c)
-                                    : wc_server_over_budget(srv)) {
+                                   : wc_server_over_budget(srv)) {
     wc_list_remove(&c->wait_link);
     wc_list_push(&srv->waiters, &c->wait_link);
     wc_conn_pause(c, WC_PAUSE_BUDGET);

@@ -14,11 +14,17 @@
  * JSON object per line with the same fields (time added, RFC 3339 UTC).
  * Client-supplied text is reduced to printable ASCII (common) or escaped
  * (json), so a line is always one line.
+ *
+ * THREADS: every event loop (event_loops) logs here. The access-log buffer
+ * and its descriptor are guarded by one mutex (held for a memcpy per line,
+ * and for the write(2) once a second); a diagnostic line is written under
+ * stdio's own lock of stderr, so lines of two loops never interleave.
  */
 #include "log.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +44,9 @@ static char log_path[512]; /* empty unless the destination is a file */
 static char buf[64 * 1024];
 static size_t buf_len;
 static unsigned long dropped;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void flush_locked(void);
 
 static int open_path(void) {
   int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -79,13 +88,15 @@ int wc_log_reopen(void) {
   int fd;
   if (log_path[0] == '\0')
     return 0;
-  wc_log_flush();
+  pthread_mutex_lock(&lock);
+  flush_locked();
   fd = open_path();
-  if (fd < 0)
-    return fd;
-  dup2(fd, log_fd);
-  close(fd);
-  return 0;
+  if (fd >= 0) {
+    dup2(fd, log_fd);
+    close(fd);
+  }
+  pthread_mutex_unlock(&lock);
+  return fd < 0 ? fd : 0;
 }
 
 int wc_log_enabled(int level) {
@@ -97,14 +108,22 @@ void wc_log(int level, const char *fmt, ...) {
   va_list ap;
   if (level > log_level)
     return;
+  flockfile(stderr);
   fprintf(stderr, "wordcount-server: %s: ", names[level]);
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
   fputc('\n', stderr);
+  funlockfile(stderr);
 }
 
 void wc_log_flush(void) {
+  pthread_mutex_lock(&lock);
+  flush_locked();
+  pthread_mutex_unlock(&lock);
+}
+
+static void flush_locked(void) {
   size_t off = 0;
   fflush(stdout);
   while (off < buf_len) {
@@ -210,8 +229,10 @@ void wc_log_access(const wc_access_t *a) {
   if (len > sizeof line - 2)
     len = sizeof line - 2;
   line[len++] = '\n';
+  pthread_mutex_lock(&lock);
   if (buf_len + len > sizeof buf)
-    wc_log_flush();
+    flush_locked();
   memcpy(buf + buf_len, line, len);
   buf_len += len;
+  pthread_mutex_unlock(&lock);
 }

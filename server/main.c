@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <llhttp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,34 +22,59 @@
 #include "util.h"
 #include "wordcount.h"
 
+/*
+ * THREADS: event loop 0 runs on the main thread and owns the signal
+ * handles; loops 1..N-1 (event_loops) run on their own threads. A signal
+ * asks every loop to shut down (wc_server_request_shutdown); each loop's
+ * on_stopped counts itself and wakes loop 0, which closes the signal
+ * handles once all have stopped (so a second signal still ends the process
+ * while any loop drains). After the threads are joined, main closes what is
+ * left of each loop and exits with the worst exit code.
+ */
+typedef struct {
+  uv_loop_t loop;
+  uv_thread_t thread;
+  int loop_ok, thread_ok;
+  wc_server_t srv;
+} loop_t;
+
 static uv_signal_t sig_term, sig_int, sig_hup;
-static wc_server_t srv;
+static uv_async_t all_stopped;
+static atomic_uint nstopped;
+static loop_t *loops;
+static wc_shared_t shared;
 
 static void usage(FILE *f) {
   fprintf(f, "usage: wordcount-server [--config FILE] [--host H] [--port P] "
              "[--workers N]\n"
-             "                        [--help] [--version]\n"
+             "                        [--event-loops N] [--help] [--version]\n"
              "Counts words over HTTP: POST /count, GET /healthz, GET /readyz,\n"
              "GET /metrics.\n"
              "  --config FILE  JSON configuration (see config.example.json)\n"
              "  --host H       address to listen on (default 127.0.0.1)\n"
              "  --port P       port (default 8080; 0 picks a free one)\n"
              "  --workers N    counting threads (default 0: one per CPU)\n"
+             "  --event-loops N  event loops, one thread each (default 0: one\n"
+             "                 per CPU)\n"
              "Environment: WORDCOUNT_HOST, WORDCOUNT_PORT, WORDCOUNT_WORKERS,\n"
+             "WORDCOUNT_EVENT_LOOPS, "
              "WORDCOUNT_AUTH_TOKEN (bearer token for /count and /metrics).\n"
              "SIGTERM/SIGINT drain and exit; SIGHUP reopens log.file.\n"
              "Precedence: defaults < config file < environment < flags.\n");
 }
 
 static void on_signal(uv_signal_t *s, int signum) {
+  static int signalled;
   (void)s;
-  if (srv.draining) {
+  if (signalled) {
     /* A second signal: stop at once. */
     wc_log_flush();
     fprintf(stderr, "wordcount-server: second signal, exiting now\n");
     _exit(signum == SIGINT ? 130 : 1);
   }
-  wc_server_shutdown(&srv);
+  signalled = 1;
+  for (unsigned i = 0; i < shared.n; i++)
+    wc_server_request_shutdown(&loops[i].srv);
 }
 
 static void on_sighup(uv_signal_t *s, int signum) {
@@ -60,11 +86,26 @@ static void on_sighup(uv_signal_t *s, int signum) {
     wc_log(WC_LOG_ERROR, "reopening log.file: %s", strerror(-rc));
 }
 
-static void on_stopped(wc_server_t *s) {
-  (void)s;
+/* Loop 0: every loop has stopped. */
+static void on_all_stopped(uv_async_t *a) {
+  if (atomic_load(&nstopped) < shared.n)
+    return;
+  uv_close((uv_handle_t *)a, NULL);
   uv_close((uv_handle_t *)&sig_term, NULL);
   uv_close((uv_handle_t *)&sig_int, NULL);
   uv_close((uv_handle_t *)&sig_hup, NULL);
+}
+
+/* A loop's server has stopped (on that loop's thread). */
+static void on_stopped(wc_server_t *s) {
+  (void)s;
+  atomic_fetch_add(&nstopped, 1);
+  uv_async_send(&all_stopped);
+}
+
+static void run_loop(void *arg) {
+  loop_t *l = arg;
+  uv_run(&l->loop, UV_RUN_DEFAULT);
 }
 
 /* "--name value" or "--name=value": returns the value or NULL. */
@@ -84,11 +125,10 @@ static const char *flag_value(int argc, char **argv, int *i, const char *name) {
 }
 
 int main(int argc, char **argv) {
-  static const char *const keys[] = {"host", "port", "workers"};
+  static const char *const keys[] = {"host", "port", "workers", "event-loops"};
   wc_config_t cfg;
   const char *config_path = NULL;
   char err[512];
-  uv_loop_t loop;
   int rc, code;
 
   for (int i = 1; i < argc; i++) {
@@ -157,43 +197,101 @@ int main(int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
-
-  rc = uv_loop_init(&loop);
-  if (rc < 0) {
-    fprintf(stderr, "wordcount-server: uv_loop_init: %s\n", uv_strerror(rc));
-    return 1;
-  }
   if (wc_log_init(cfg.log_level, cfg.log_access, cfg.log_format, cfg.log_file,
                   err, sizeof err) < 0) {
     fprintf(stderr, "wordcount-server: %s\n", err);
-    uv_loop_close(&loop);
     return 2;
   }
-  /* Signals are handled before the address is printed: whoever reads the
-   * "listening on" line may signal us at once. */
-  uv_signal_init(&loop, &sig_term);
-  uv_signal_init(&loop, &sig_int);
-  uv_signal_init(&loop, &sig_hup);
-  uv_signal_start(&sig_term, on_signal, SIGTERM);
-  uv_signal_start(&sig_int, on_signal, SIGINT);
-  uv_signal_start(&sig_hup, on_sighup, SIGHUP);
-  rc = wc_server_start(&srv, &loop, &cfg, on_stopped);
-  if (rc < 0) {
-    on_stopped(&srv);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
+  loops = calloc(cfg.event_loops, sizeof *loops);
+  shared.servers = calloc(cfg.event_loops, sizeof *shared.servers);
+  if (loops == NULL || shared.servers == NULL) {
+    fprintf(stderr, "wordcount-server: out of memory\n");
     return 1;
   }
-  wc_log(WC_LOG_INFO, "%u worker(s), kernel %s", cfg.workers, wc_kernel_name());
+  shared.n = cfg.event_loops;
+  for (unsigned i = 0; i < shared.n; i++)
+    shared.servers[i] = &loops[i].srv;
 
-  uv_run(&loop, UV_RUN_DEFAULT);
-
-  code = srv.exit_code;
-  wc_log_flush();
-  rc = uv_loop_close(&loop);
-  if (rc < 0) {
-    fprintf(stderr, "wordcount-server: uv_loop_close: %s\n", uv_strerror(rc));
-    code = 1;
+  code = 0;
+  for (unsigned i = 0; i < shared.n && code == 0; i++) {
+    rc = uv_loop_init(&loops[i].loop);
+    if (rc < 0) {
+      fprintf(stderr, "wordcount-server: uv_loop_init: %s\n", uv_strerror(rc));
+      code = 1;
+      break;
+    }
+    loops[i].loop_ok = 1;
+    if (i == 0) {
+      /* Signals are handled before the address is printed: whoever reads
+       * the "listening on" line may signal us at once. */
+      uv_async_init(&loops[0].loop, &all_stopped, on_all_stopped);
+      uv_signal_init(&loops[0].loop, &sig_term);
+      uv_signal_init(&loops[0].loop, &sig_int);
+      uv_signal_init(&loops[0].loop, &sig_hup);
+      uv_signal_start(&sig_term, on_signal, SIGTERM);
+      uv_signal_start(&sig_int, on_signal, SIGINT);
+      uv_signal_start(&sig_hup, on_sighup, SIGHUP);
+    }
+    if (wc_server_start(&loops[i].srv, &loops[i].loop, &cfg, &shared, i,
+                        on_stopped) < 0)
+      code = 1;
   }
+  if (code != 0) {
+    /* Could not start: close what was opened, on this thread. */
+    for (unsigned i = 0; i < shared.n; i++) {
+      if (!loops[i].loop_ok)
+        continue;
+      loops[i].srv.on_stopped = NULL;
+      if (loops[i].srv.handles_open == 3)
+        wc_server_shutdown(&loops[i].srv);
+      else
+        wc_server_close(&loops[i].srv);
+      if (i == 0) {
+        atomic_store(&nstopped, shared.n);
+        on_all_stopped(&all_stopped);
+      }
+      uv_run(&loops[i].loop, UV_RUN_DEFAULT);
+      wc_server_close(&loops[i].srv);
+      uv_run(&loops[i].loop, UV_RUN_DEFAULT);
+      uv_loop_close(&loops[i].loop);
+    }
+    return 1;
+  }
+  wc_server_announce(&loops[0].srv);
+  wc_log(WC_LOG_INFO, "%u event loop(s), %u worker(s), kernel %s", shared.n,
+         cfg.workers, wc_kernel_name());
+
+  for (unsigned i = 1; i < shared.n; i++) {
+    rc = uv_thread_create(&loops[i].thread, run_loop, &loops[i]);
+    if (rc < 0) {
+      wc_log(WC_LOG_ERROR, "cannot start event loop %u: %s", i,
+             uv_strerror(rc));
+      on_signal(NULL, SIGTERM); /* the others drain and stop */
+      run_loop(&loops[i]);      /* this one on the main thread */
+      continue;
+    }
+    loops[i].thread_ok = 1;
+  }
+  uv_run(&loops[0].loop, UV_RUN_DEFAULT);
+
+  code = 0;
+  for (unsigned i = 0; i < shared.n; i++) {
+    if (loops[i].thread_ok)
+      uv_thread_join(&loops[i].thread);
+  }
+  wc_log_flush();
+  for (unsigned i = 0; i < shared.n; i++) {
+    wc_server_close(&loops[i].srv);
+    uv_run(&loops[i].loop, UV_RUN_DEFAULT);
+    if (loops[i].srv.exit_code > code)
+      code = loops[i].srv.exit_code;
+    rc = uv_loop_close(&loops[i].loop);
+    if (rc < 0) {
+      fprintf(stderr, "wordcount-server: uv_loop_close: %s\n", uv_strerror(rc));
+      code = 1;
+    }
+  }
+  free(loops);
+  free(shared.servers);
   return code;
 }

@@ -17,6 +17,18 @@
  *   to its end, the others wait for it (wc_server_may_buffer).
  * - A connection that cannot be set up for lack of memory stays in the
  *   listener (accept_pending); the 1 s date timer tries again.
+ * - event_loops: one wc_server_t per loop, each on its own thread with its
+ *   own listening socket bound to the same address with SO_REUSEPORT, so the
+ *   kernel spreads new connections over the loops and no lock is taken on
+ *   any request path. A connection stays on the loop that accepted it.
+ *   They share max_connections (an atomic count in wc_shared_t: a slot is
+ *   reserved before uv_accept); a loop that stopped accepting at the limit
+ *   is woken through its uv_async handle when another loop frees a slot.
+ *   The budget (buffered bytes, queued jobs) is split evenly between loops.
+ *   Shutdown reaches each loop through the same async handle. Before the
+ *   SO_REUSEPORT sockets are bound, a plain bind probes the port, so that a
+ *   second server started on a port in use fails as it would without
+ *   SO_REUSEPORT instead of sharing its connections.
  * - Shutdown: stop accepting (close the listener), answer /readyz with 503,
  *   close idle connections, let the others finish their request (answered
  *   with Connection: close). When the last connection is freed, the server
@@ -29,7 +41,9 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "log.h"
@@ -44,24 +58,44 @@ static void update_date(wc_server_t *srv) {
       (size_t)snprintf(srv->date, sizeof srv->date, "Date: %s\r\n", buf);
 }
 
+/* Takes one of the max_connections slots shared by all loops. */
+static int reserve_slot(wc_server_t *srv) {
+  wc_shared_t *sh = srv->shared;
+  if (atomic_fetch_add(&sh->nconns, 1) >= srv->cfg->limits.max_connections) {
+    atomic_fetch_sub(&sh->nconns, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Accepts one waiting connection if a slot is free; otherwise leaves it in
+ * the listener (libuv stops polling it until uv_accept) and marks the loop
+ * as waiting for a slot. */
 static void try_accept(wc_server_t *srv) {
+  unsigned before = srv->nconns;
   int rc;
-  srv->accept_pending = 0;
+  if (srv->draining)
+    return;
+  atomic_store(&srv->accept_pending, 1);
+  if (!reserve_slot(srv))
+    return;
+  atomic_store(&srv->accept_pending, 0);
   rc = wc_conn_accept(srv);
+  if (srv->nconns == before) /* no connection was set up: give it back */
+    atomic_fetch_sub(&srv->shared->nconns, 1);
   if (rc < 0)
     wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
   /* Out of memory before uv_accept: the client still waits in the
    * listener, which libuv no longer polls; the date timer retries. */
   if (rc == UV_ENOMEM)
-    srv->accept_pending = 1;
+    atomic_store(&srv->accept_pending, 1);
 }
 
 static void on_date_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, date_timer);
   update_date(srv);
   wc_log_flush();
-  if (srv->accept_pending && !srv->draining &&
-      srv->nconns < srv->cfg->limits.max_connections)
+  if (atomic_load(&srv->accept_pending))
     try_accept(srv);
 }
 
@@ -71,13 +105,20 @@ static void on_connection(uv_stream_t *l, int status) {
     wc_log(WC_LOG_WARN, "listen: %s", uv_strerror(status));
     return;
   }
-  if (srv->draining)
-    return;
-  if (srv->nconns >= srv->cfg->limits.max_connections) {
-    srv->accept_pending = 1; /* libuv stops polling until we accept */
-    return;
-  }
   try_accept(srv);
+}
+
+static void on_wake(uv_async_t *a) {
+  wc_server_t *srv = container_of(a, wc_server_t, wake);
+  if (atomic_load(&srv->shutdown_requested))
+    wc_server_shutdown(srv);
+  else if (atomic_load(&srv->accept_pending))
+    try_accept(srv);
+}
+
+void wc_server_request_shutdown(wc_server_t *srv) {
+  atomic_store(&srv->shutdown_requested, 1);
+  uv_async_send(&srv->wake);
 }
 
 static void on_server_handle_closed(uv_handle_t *h) {
@@ -102,10 +143,20 @@ static void maybe_stopped(wc_server_t *srv) {
 }
 
 void wc_server_conn_freed(wc_server_t *srv) {
+  wc_shared_t *sh = srv->shared;
   srv->nconns--;
-  if (srv->accept_pending && !srv->draining &&
-      srv->nconns < srv->cfg->limits.max_connections)
+  atomic_fetch_sub(&sh->nconns, 1);
+  if (atomic_load(&srv->accept_pending)) {
     try_accept(srv);
+  } else {
+    /* A slot is free: wake a loop that waits for one. */
+    for (unsigned i = 0; i < sh->n; i++)
+      if (sh->servers[i] != srv &&
+          atomic_load(&sh->servers[i]->accept_pending)) {
+        uv_async_send(&sh->servers[i]->wake);
+        break;
+      }
+  }
   maybe_stopped(srv);
 }
 
@@ -205,60 +256,135 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
   return 0;
 }
 
+/* A plain bind (no SO_REUSEPORT) to see whether the port is taken. */
+static int probe_port(const struct sockaddr_storage *ss, socklen_t len) {
+  int one = 1, rc = 0;
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+    rc = -errno;
+  close(fd);
+  return rc;
+}
+
+/* A listening socket on ss for this loop; SO_REUSEPORT when several loops
+ * share the address. Returns the descriptor or a negative errno. */
+static int open_listener(const struct sockaddr_storage *ss, int reuseport) {
+  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                            : sizeof(struct sockaddr_in);
+  int one = 1, rc;
+  int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+      (reuseport &&
+       setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+      bind(fd, (const struct sockaddr *)ss, len) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  return fd;
+}
+
 int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
+                    wc_shared_t *shared, unsigned index,
                     wc_server_stopped_cb on_stopped) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  char ip[64];
-  int rc, port;
+  int rc, fd, reuseport = shared->n > 1;
+  unsigned nloops = shared->n ? shared->n : 1;
   memset(srv, 0, offsetof(wc_server_t, read_buf));
   srv->loop = loop;
   srv->cfg = cfg;
+  srv->shared = shared;
+  srv->index = index;
   srv->on_stopped = on_stopped;
   wc_list_init(&srv->conns);
   wc_list_init(&srv->waiters);
+  /* The budget is split between the loops. */
   srv->buffered_cap = cfg->limits.max_json_body_bytes * 2;
   if (srv->buffered_cap < (256u << 20))
     srv->buffered_cap = 256u << 20;
-  srv->jobs_cap = 64 * (cfg->workers ? cfg->workers : 1);
+  srv->buffered_cap /= nloops;
+  srv->jobs_cap = 64 * (cfg->workers ? cfg->workers : 1) / nloops;
+  if (srv->jobs_cap < 8)
+    srv->jobs_cap = 8;
   update_date(srv);
-  rc = resolve(cfg->host, cfg->port, &ss);
-  if (rc < 0) {
-    wc_log(WC_LOG_ERROR, "cannot resolve listen.host \"%s\"", cfg->host);
+  /* Handles first: wc_server_close may be called whatever fails below. */
+  rc = uv_async_init(loop, &srv->wake, on_wake);
+  if (rc < 0)
     return rc;
-  }
+  srv->wake_open = 1;
+  uv_unref((uv_handle_t *)&srv->wake); /* does not keep the loop alive */
   rc = uv_tcp_init(loop, &srv->listener);
   if (rc < 0)
     return rc;
   srv->handles_open = 1;
-  rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+  rc = resolve(cfg->host, index == 0 ? cfg->port : shared->port, &ss);
+  if (rc < 0) {
+    wc_log(WC_LOG_ERROR, "cannot resolve listen.host \"%s\"", cfg->host);
+    return rc;
+  }
+  rc = 0;
+  if (reuseport && index == 0 && cfg->port != 0)
+    rc = probe_port(&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
+  if (rc == 0) {
+    fd = open_listener(&ss, reuseport);
+    rc = fd < 0 ? fd : uv_tcp_open(&srv->listener, fd);
+    if (fd >= 0 && rc < 0)
+      close(fd);
+  }
   if (rc == 0)
     rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
   if (rc == 0)
     rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
   if (rc < 0) {
-    wc_log(WC_LOG_ERROR, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
-           uv_strerror(rc));
-    goto fail;
+    wc_log(WC_LOG_ERROR, "cannot listen on %s:%d: %s", cfg->host,
+           index == 0 ? cfg->port : shared->port, uv_strerror(rc));
+    return rc;
+  }
+  if (index == 0) {
+    shared->port = ss.ss_family == AF_INET6
+                       ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
   }
   uv_timer_init(loop, &srv->date_timer);
   uv_timer_init(loop, &srv->shutdown_timer);
   srv->handles_open += 2;
   uv_timer_start(&srv->date_timer, on_date_timer, 1000, 1000);
+  return 0;
+}
+
+void wc_server_announce(const wc_server_t *srv) {
+  struct sockaddr_storage ss;
+  int len = sizeof ss;
+  char ip[64];
+  if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) < 0)
+    return;
   if (ss.ss_family == AF_INET6) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-    port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    printf("listening on http://[%s]:%d\n", ip, port);
+    printf("listening on http://[%s]:%d\n", ip,
+           ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
   } else {
     uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    printf("listening on http://%s:%d\n", ip, port);
+    printf("listening on http://%s:%d\n", ip,
+           ntohs(((struct sockaddr_in *)&ss)->sin_port));
   }
   fflush(stdout);
-  return 0;
-fail:
-  /* The listener is closed by the caller running the loop once more. */
-  srv->on_stopped = NULL;
-  uv_close((uv_handle_t *)&srv->listener, NULL);
-  return rc;
+}
+
+void wc_server_close(wc_server_t *srv) {
+  if (srv->wake_open) {
+    srv->wake_open = 0;
+    uv_close((uv_handle_t *)&srv->wake, NULL);
+  }
+  /* A server that failed to start: its listener (and nothing else). */
+  if (srv->handles_open == 1 && !srv->draining) {
+    srv->on_stopped = NULL;
+    close_server_handle(srv, (uv_handle_t *)&srv->listener);
+  }
 }

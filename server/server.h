@@ -1,12 +1,16 @@
 /*
- * server.h - the listener and everything shared by all connections: the
- * connection list, max_connections, the global budget of buffered body bytes
- * and queued jobs, the cached Date header, and shutdown (drain) state.
- * Loop thread only.
+ * server.h - one event loop's listener and everything shared by its
+ * connections: the connection list, the budget of buffered body bytes and
+ * queued jobs, the cached Date header, and shutdown (drain) state. With
+ * event_loops > 1 there is one wc_server_t per loop (each on its own thread,
+ * each with its own SO_REUSEPORT listening socket on the same address); they
+ * share only a wc_shared_t. A wc_server_t is used by its loop thread only,
+ * except for the functions marked "any thread".
  */
 #ifndef WC_SERVER_H
 #define WC_SERVER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -21,16 +25,29 @@
 typedef struct wc_server wc_server_t;
 typedef void (*wc_server_stopped_cb)(wc_server_t *srv);
 
+/* What the event loops share (set up before the loops run). */
+typedef struct {
+  wc_server_t **servers; /* all of them, index order */
+  unsigned n;
+  int port;           /* the bound port, once server 0 has bound */
+  atomic_uint nconns; /* open connections, all loops (max_connections) */
+} wc_shared_t;
+
 struct wc_server {
   uv_loop_t *loop;
   const wc_config_t *cfg;
+  wc_shared_t *shared;
+  unsigned index;
   uv_tcp_t listener;
   uv_timer_t date_timer;
   uv_timer_t shutdown_timer;
-  wc_link_t conns;   /* every open connection */
-  wc_link_t waiters; /* connections stopped on the global budget */
-  unsigned nconns;
-  int accept_pending; /* a connection waits in the listener (over max) */
+  uv_async_t wake; /* other threads: shut down, or try to accept again */
+  int wake_open;
+  atomic_int shutdown_requested;
+  wc_link_t conns;           /* every open connection of this loop */
+  wc_link_t waiters;         /* connections stopped on the budget */
+  unsigned nconns;           /* of this loop */
+  atomic_int accept_pending; /* a connection waits in the listener */
   int draining;
   int stopping;
   int handles_open;
@@ -38,22 +55,37 @@ struct wc_server {
   char date[48]; /* "Date: ...\r\n" */
   size_t date_len;
   uint64_t buffered, buffered_cap; /* body bytes held, all requests */
-  const void *privileged; /* the connection allowed past buffered_cap */
-  unsigned jobs, jobs_cap;         /* jobs queued or running */
+  const void *privileged;  /* the connection allowed past buffered_cap */
+  unsigned jobs, jobs_cap; /* jobs queued or running */
   wc_server_stopped_cb on_stopped;
   char read_buf[WC_READ_BUF_SIZE];
 };
 
 /*
- * Binds, listens and prints "listening on http://HOST:PORT" to stdout.
- * on_stopped runs once after a shutdown when every connection and server
- * handle is closed. Returns 0 or a negative errno (nothing to clean up).
+ * Binds (server 0 first: the others bind to the port it got, with
+ * SO_REUSEPORT when shared->n > 1) and listens. srv must be
+ * shared->servers[index]. on_stopped runs once, on the loop thread, after a
+ * shutdown when every connection and server handle is closed (the wake
+ * handle stays: see wc_server_close). Returns 0 or a negative errno; on
+ * failure the caller still calls wc_server_close and runs the loop.
  */
 int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
+                    wc_shared_t *shared, unsigned index,
                     wc_server_stopped_cb on_stopped);
 
-/* Begins a graceful shutdown (idempotent). */
+/* Prints "listening on http://HOST:PORT" to stdout (once all have bound). */
+void wc_server_announce(const wc_server_t *srv);
+
+/* Begins a graceful shutdown (idempotent). Loop thread. */
 void wc_server_shutdown(wc_server_t *srv);
+
+/* Asks the server's loop to shut down. Any thread. */
+void wc_server_request_shutdown(wc_server_t *srv);
+
+/* Closes what is left (the wake handle, a listener that failed) after the
+ * loop has stopped and no other thread can wake it; run the loop once more
+ * afterwards so that the close completes. */
+void wc_server_close(wc_server_t *srv);
 
 /* For conn.c: a connection was freed. */
 void wc_server_conn_freed(wc_server_t *srv);

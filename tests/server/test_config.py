@@ -59,6 +59,11 @@ def test_bad_values_exit_2():
     expect_exit2({"auth": {"token": 5}}, "token")
     expect_exit2({"auth": {"token": "has space"}}, "token")
     expect_exit2({"auth": "secret"}, "auth")
+    expect_exit2({"event_loops": -1}, "event_loops")
+    expect_exit2({"event_loops": 65}, "event_loops")
+    expect_exit2({"event_loops": "all"}, "event_loops")
+    expect_exit2({"parallel": {"inline_max_bytes": -1}}, "inline_max_bytes")
+    expect_exit2({"parallel": {"inline_max_bytes": "16k"}}, "inline_max_bytes")
     # not JSON at all, or not an object
     rc, out, err = run_cli(["--port", "0"], config="{ not json")
     assert rc == 2, (rc, err)
@@ -175,6 +180,34 @@ def test_port_in_use_fails():
         assert "listening on" not in out
     finally:
         s.close()
+    # a second server on the port of a running one (both would use
+    # SO_REUSEPORT with several event loops) fails instead of sharing it
+    with w.Server({"event_loops": 2}) as first:
+        for loops in ("1", "2"):
+            rc, out, err = run_cli(["--port", str(first.port), "--host", w.HOST, "--event-loops", loops])
+            assert rc is not None and rc != 0, "a second server on a busy port must fail, rc %r" % rc
+            assert "listening on" not in out
+        r = request(first.port, "POST", count_target(["is"]), ZEN)
+        check_counts(r, {"is": 10}, 858)
+
+
+def test_event_loops_flag_env_and_metrics():
+    # --event-loops beats WORDCOUNT_EVENT_LOOPS beats the file; every loop
+    # answers (many connections land on all of them) and /metrics adds up
+    with w.Server({"event_loops": 1}, args=["--event-loops", "3"],
+                  env={"WORDCOUNT_EVENT_LOOPS": "2"}) as s:
+        for i in range(40):
+            r = request(s.port, "POST", count_target(["is"]), ZEN)
+            check_counts(r, {"is": 10}, 858)
+        m = request(s.port, "GET", "/metrics").body.decode()
+        n = sum(float(l.split()[-1]) for l in m.splitlines()
+                if l.startswith('wordcount_http_requests_total{endpoint="/count"'))
+        assert n == 40, "requests_total for /count: %r" % n
+        assert "3 event loop(s)" in s.stderr, w.tail(s.stderr)
+    rc, out, err = run_cli(["--port", "0", "--event-loops", "x"])
+    assert rc == 2 and "event-loops" in err, (rc, err)
+    rc, out, err = run_cli(["--port", "0"], env={"WORDCOUNT_EVENT_LOOPS": "99"})
+    assert rc == 2 and "WORDCOUNT_EVENT_LOOPS" in err, (rc, err)
 
 
 def test_partial_config_and_sigint():
