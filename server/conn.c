@@ -339,10 +339,31 @@ int wc_conn_send(wc_conn_t *c, const char *p, size_t len) {
 
 void wc_conn_flush(wc_conn_t *c) {
   uv_buf_t b;
+  int n;
   if (c->closing || c->writing || c->obuf_len == 0 || c->in_pump)
     return;
-  /* The collected output becomes the buffer in flight, so that responses
-   * produced meanwhile are coalesced into the next write. */
+  /* Most often the socket takes everything at once: then no write request,
+   * no callback, and the output buffer is kept for the next response. */
+  b = uv_buf_init(c->obuf, (unsigned)c->obuf_len);
+  n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n < 0 && n != UV_EAGAIN) {
+    wc_conn_close(c);
+    return;
+  }
+  if (n > 0 && (size_t)n == c->obuf_len) {
+    c->obuf_len = 0;
+    if (c->want_close)
+      finish_close(c);
+    else if (c->pause & WC_PAUSE_OUTPUT)
+      wc_conn_resume(c, WC_PAUSE_OUTPUT);
+    return;
+  }
+  if (n > 0) {
+    memmove(c->obuf, c->obuf + n, c->obuf_len - (size_t)n);
+    c->obuf_len -= (size_t)n;
+  }
+  /* The rest becomes the buffer in flight, so that responses produced
+   * meanwhile are coalesced into the next write. */
   c->wbuf = c->obuf;
   c->wbuf_len = c->obuf_len;
   c->obuf = NULL;

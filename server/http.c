@@ -96,7 +96,12 @@ static size_t request_id_new(char *out, size_t cap) {
   z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
   z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
   z ^= z >> 31;
-  return (size_t)snprintf(out, cap, "%016" PRIx64, z);
+  if (cap < 17)
+    return 0;
+  for (int i = 15; i >= 0; i--, z >>= 4)
+    out[i] = "0123456789abcdef"[z & 15];
+  out[16] = '\0';
+  return 16;
 }
 
 /* 1 when s[0..len) is an acceptable X-Request-Id. */
@@ -753,33 +758,52 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
    * must then stay until conn_free, as after an early answer. */
   int close = h->early || srv->draining || c->eof || h->count.inflight > 0;
   int head = h->method == HTTP_HEAD;
+  const char *rs = reason(status);
+  size_t rs_len = strlen(rs), ct_len = ctype ? strlen(ctype) : 0;
+  size_t ex_len = extra ? strlen(extra) : 0;
   char hdr[1024];
-  int n;
+  size_t n = 0;
   uint64_t ns;
   wc_access_t a;
   if (h->reqid_len == 0)
     h->reqid_len = request_id_new(h->reqid, sizeof h->reqid);
-  if (status == 204)
-    n = snprintf(hdr, sizeof hdr,
-                 "HTTP/1.1 204 No Content\r\n%.*sX-Request-Id: %s\r\n%s%s\r\n",
-                 (int)srv->date_len, srv->date, h->reqid, extra ? extra : "",
-                 close ? "Connection: close\r\n" : "");
-  else
-    n = snprintf(hdr, sizeof hdr,
-                 "HTTP/1.1 %d %s\r\n%.*sContent-Type: %s\r\n"
-                 "Content-Length: %zu\r\nX-Request-Id: %s\r\n%s%s\r\n",
-                 status, reason(status), (int)srv->date_len, srv->date, ctype,
-                 len, h->reqid, extra ? extra : "",
-                 close           ? "Connection: close\r\n"
-                 : h->minor == 0 ? "Connection: keep-alive\r\n"
-                                 : "");
-  if (n < 0 || (size_t)n >= sizeof hdr || wc_conn_send(c, hdr, (size_t)n) < 0 ||
+  /* Formatted by hand (no printf on the hot path): the status line, the
+   * cached Date line, then the fixed header names. */
+  if (rs_len + srv->date_len + ct_len + h->reqid_len + ex_len + 160 >
+      sizeof hdr) {
+    wc_log(WC_LOG_WARN, "response header too long");
+    wc_conn_close(c);
+    return;
+  }
+  n = WC_PUT_LIT(hdr, n, "HTTP/1.1 ");
+  n += wc_u64_dec(hdr + n, (uint64_t)status);
+  hdr[n++] = ' ';
+  n = wc_put(hdr, n, rs, rs_len);
+  n = WC_PUT_LIT(hdr, n, "\r\n");
+  n = wc_put(hdr, n, srv->date, srv->date_len);
+  if (status != 204) {
+    n = WC_PUT_LIT(hdr, n, "Content-Type: ");
+    n = wc_put(hdr, n, ctype, ct_len);
+    n = WC_PUT_LIT(hdr, n, "\r\nContent-Length: ");
+    n += wc_u64_dec(hdr + n, len);
+    n = WC_PUT_LIT(hdr, n, "\r\n");
+  }
+  n = WC_PUT_LIT(hdr, n, "X-Request-Id: ");
+  n = wc_put(hdr, n, h->reqid, h->reqid_len);
+  n = WC_PUT_LIT(hdr, n, "\r\n");
+  n = wc_put(hdr, n, extra ? extra : "", ex_len);
+  if (close)
+    n = WC_PUT_LIT(hdr, n, "Connection: close\r\n");
+  else if (h->minor == 0 && status != 204)
+    n = WC_PUT_LIT(hdr, n, "Connection: keep-alive\r\n");
+  n = WC_PUT_LIT(hdr, n, "\r\n");
+  if (wc_conn_send(c, hdr, n) < 0 ||
       (!head && status != 204 && len > 0 && wc_conn_send(c, body, len) < 0)) {
     wc_log(WC_LOG_WARN, "out of memory queueing a response");
     wc_conn_close(c);
     return;
   }
-  h->bytes_out = (size_t)n + (head ? 0 : len);
+  h->bytes_out = n + (head ? 0 : len);
   ns = h->start_ns ? uv_hrtime() - h->start_ns : 0;
   request_end(h);
   wc_metrics_request(endpoint_of(h), status, ns,
@@ -868,37 +892,40 @@ void wc_http_count_done(wc_conn_t *c) {
   wc_http_t *h = &c->http;
   wc_count_t *ct = &h->count;
   size_t cap = 96, pos = 0, n = ct->spec.n;
+  char small[1024]; /* most answers: no allocation */
   char *out;
-  int w;
   if (ct->err.kind != WC_E_NONE) {
     respond_error(c, &ct->err);
     return;
   }
   for (size_t i = 0; i < n; i++)
     cap += ct->spec.lens[i] * 6 + 32;
-  out = malloc(cap);
+  out = cap <= sizeof small ? small : malloc(cap);
   if (out == NULL) {
     wc_error_t e;
     wc_errors_set(&e, WC_E_NO_MEMORY, NULL);
     respond_error(c, &e);
     return;
   }
-  if (n == 1)
-    w = snprintf(out, cap, "{\"count\":%" PRIu64 ",\"counts\":{",
-                 ct->counts[0]);
-  else
-    w = snprintf(out, cap, "{\"counts\":{");
-  pos = (size_t)w;
+  if (n == 1) {
+    pos = WC_PUT_LIT(out, pos, "{\"count\":");
+    pos += wc_u64_dec(out + pos, ct->counts[0]);
+    pos = WC_PUT_LIT(out, pos, ",\"counts\":{");
+  } else {
+    pos = WC_PUT_LIT(out, pos, "{\"counts\":{");
+  }
   for (size_t i = 0; i < n; i++) {
     out[pos++] = i ? ',' : '"';
     if (i)
       out[pos++] = '"';
     wc_errors_json_escape(out, cap, &pos, ct->spec.needles[i],
                           ct->spec.lens[i]);
-    pos += (size_t)snprintf(out + pos, cap - pos, "\":%" PRIu64, ct->counts[i]);
+    pos = WC_PUT_LIT(out, pos, "\":");
+    pos += wc_u64_dec(out + pos, ct->counts[i]);
   }
-  pos += (size_t)snprintf(out + pos, cap - pos, "},\"bytes\":%" PRIu64 "}",
-                          ct->bytes);
+  pos = WC_PUT_LIT(out, pos, "},\"bytes\":");
+  pos += wc_u64_dec(out + pos, ct->bytes);
+  out[pos++] = '}';
   {
     uint64_t words = 0;
     for (size_t i = 0; i < n; i++)
@@ -907,5 +934,6 @@ void wc_http_count_done(wc_conn_t *c) {
     wc_metrics_counter_add(WC_C_WORDS_MATCHED, words);
   }
   respond(c, 200, NULL, out, pos);
-  free(out);
+  if (out != small)
+    free(out);
 }

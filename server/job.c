@@ -464,7 +464,9 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     return 0; /* failed already: the body is read and dropped */
   if (ct->body_type != WC_BODY_RAW) {
     if (ct->buf_len + len > ct->buf_cap) {
-      size_t ncap = ct->buf_cap ? ct->buf_cap : 16 * 1024;
+      /* Small first: most bodies are small, and a large first block costs
+       * the allocator a consolidation on every request. */
+      size_t ncap = ct->buf_cap ? ct->buf_cap : 512;
       char *n;
       while (ncap < ct->buf_len + len)
         ncap *= 2;

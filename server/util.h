@@ -1,11 +1,14 @@
 /*
- * util.h - small helpers shared by the server files: container_of and an
- * intrusive doubly linked list (the owner embeds a wc_link_t; no allocation).
+ * util.h - small helpers shared by the server files: container_of, an
+ * intrusive doubly linked list (the owner embeds a wc_link_t; no allocation)
+ * and the appenders that format responses without printf.
  */
 #ifndef WC_UTIL_H
 #define WC_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #define container_of(ptr, type, member)                                        \
   ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -36,5 +39,25 @@ static inline void wc_list_remove(wc_link_t *n) {
   n->next->prev = n->prev;
   n->next = n->prev = n;
 }
+
+/* Writes v in decimal at out (room for 20 bytes); returns the length. */
+static inline size_t wc_u64_dec(char *out, uint64_t v) {
+  char tmp[20];
+  size_t n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (size_t i = 0; i < n; i++)
+    out[i] = tmp[n - 1 - i];
+  return n;
+}
+
+/* Appends len bytes of s at out + pos; returns the new position. */
+static inline size_t wc_put(char *out, size_t pos, const char *s, size_t len) {
+  memcpy(out + pos, s, len);
+  return pos + len;
+}
+#define WC_PUT_LIT(out, pos, lit) wc_put((out), (pos), (lit), sizeof(lit) - 1)
 
 #endif
