@@ -20,7 +20,9 @@
  *     length, at most max_needles of them; text[text_len] is NUL;
  *   - for the query and form parsers, the needles equal those of an
  *     independent decoder written here (distinct, in first-seen order), and
- *     the form text equals its decoded "text" field.
+ *     the form text equals its decoded "text" field;
+ *   - for JSON bodies, the fast path (wc_reqparse_json_split and
+ *     wc_json_unescape, whole and in slices) agrees with wc_reqparse_json.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -171,6 +173,67 @@ static void check_urlencoded(const wc_countspec_t *s, size_t n0, const char *q,
   free(val);
 }
 
+/*
+ * The fast JSON path against cJSON's: whenever wc_reqparse_json_split takes
+ * a body, decoding its text (whole, and in wc_split slices decoded one by
+ * one) succeeds exactly when wc_reqparse_json (+ finish) does, and then the
+ * text, needles and options are the same.
+ */
+static void check_json_fast(const wc_countspec_t *q, const char *body,
+                            size_t blen, const wc_reqlimits_t *lim,
+                            const uint8_t *in, size_t len) {
+  wc_countspec_t a, b;
+  wc_error_t e;
+  size_t vs = 0, ve = 0, olen = 0, slen = 0, cuts[5], k;
+  char *out, *out2;
+  int ra, ru, rs = 0;
+  wc_reqparse_init(&a);
+  wc_reqparse_init(&b);
+  a.flags = b.flags = q->flags;
+  a.mode = b.mode = q->mode;
+  if (!wc_reqparse_json_split(&b, body, blen, lim, &vs, &ve)) {
+    wc_reqparse_free(&b);
+    return;
+  }
+  if (vs > ve || ve > blen || b.text_len != 0 || !b.has_text)
+    die("json_split: bad span or text", in, len);
+  memset(&e, 0, sizeof e);
+  ra = wc_reqparse_json(&a, body, blen, lim, &e);
+  if (ra == 0)
+    ra = wc_reqparse_finish(&a, WC_BODY_JSON, &e);
+  out = malloc(ve - vs + 1);
+  out2 = malloc(ve - vs + 1);
+  if (out == NULL || out2 == NULL)
+    abort();
+  ru = wc_json_unescape(body + vs, ve - vs, out, &olen);
+  k = wc_split(body + vs, ve - vs, 4, cuts);
+  for (size_t i = 0; i < k && rs == 0; i++) {
+    size_t n = 0;
+    rs = wc_json_unescape(body + vs + cuts[i], cuts[i + 1] - cuts[i],
+                          out2 + slen, &n);
+    slen += n;
+  }
+  if ((ru == 0) != (rs == 0) || (ru == 0 && (olen != slen ||
+                                             memcmp(out, out2, olen) != 0)))
+    die("json unescape: slices differ from the whole", in, len);
+  if ((ru == 0) != (ra == 0))
+    die("json fast path and cJSON disagree on success", in, len);
+  if (ru == 0) {
+    if (a.text_len != olen || memcmp(a.text, out, olen) != 0)
+      die("json fast path: text differs from cJSON's", in, len);
+    if (a.n != b.n || a.flags != b.flags || a.mode != b.mode)
+      die("json fast path: options differ", in, len);
+    for (size_t i = 0; i < a.n; i++)
+      if (a.lens[i] != b.lens[i] ||
+          memcmp(a.needles[i], b.needles[i], a.lens[i]) != 0)
+        die("json fast path: needles differ", in, len);
+  }
+  free(out);
+  free(out2);
+  wc_reqparse_free(&a);
+  wc_reqparse_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wc_countspec_t s;
   wc_error_t e;
@@ -210,6 +273,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   } else {
     check_error(&e, data, size);
   }
+  if (rc == 0 && body != NULL && which != 1 && s.n == 0)
+    check_json_fast(&s, body, blen, &lim, data, size);
   if (rc == 0 && body != NULL) {
     size_t n0 = s.n;
     memset(&e, 0, sizeof e);

@@ -58,7 +58,16 @@
 /* A block has room for one more read past WC_BLOCK_SIZE. */
 #define BLOCK_CAP (WC_BLOCK_SIZE + WC_READ_BUF_SIZE)
 
-typedef enum { JOB_BLOCK, JOB_STREAM, JOB_PARSE, JOB_SLICE } job_kind_t;
+/* JSON bodies from this size try wc_reqparse_json_split (reqparse.h). */
+#define FAST_JSON_MIN (64 * 1024)
+
+typedef enum {
+  JOB_BLOCK,
+  JOB_STREAM,
+  JOB_PARSE,
+  JOB_SLICE,
+  JOB_JSLICE /* decodes a slice of a JSON text, then counts it */
+} job_kind_t;
 
 typedef struct {
   uv_work_t work;
@@ -70,7 +79,11 @@ typedef struct {
   int finish;              /* JOB_STREAM: the text ends here */
   char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
   size_t len;
-  const char *text; /* JOB_SLICE: into spec.text, shared, read-only */
+  const char *text; /* JOB_SLICE: into spec.text, JOB_JSLICE: into the
+                       raw body; shared, read-only */
+  char *out;        /* JOB_JSLICE: its part of the decoded text (shared
+                       buffer, disjoint parts); JOB_PARSE fast: owned */
+  size_t out_len;   /* decoded bytes */
   uint64_t held;    /* budget bytes released when done */
   size_t n;
   uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
@@ -85,9 +98,16 @@ typedef struct {
   size_t *cuts;
   size_t ncuts;
   wc_error_t err;
+  int slow;          /* skip the fast JSON path */
+  int fast;          /* the fast JSON path was taken */
+  size_t vs, ve;     /* fast: the raw text is data[vs..ve) */
+  unsigned q_flags;  /* the query string's options, to start over */
+  int q_mode;
 } job_t;
 
 static void job_free(job_t *j) {
+  if (j->kind == JOB_PARSE)
+    free(j->out);
   free(j->data);
   free(j->counts);
   free(j->cuts);
@@ -113,11 +133,77 @@ static job_t *job_new(wc_conn_t *c, job_kind_t kind, size_t n) {
   return j;
 }
 
+/* Puts the spec back as the query string left it. */
+static void spec_restart(wc_countspec_t *s, unsigned flags, int mode) {
+  wc_reqparse_free(s);
+  wc_reqparse_init(s);
+  s->flags = flags;
+  s->mode = mode;
+}
+
+/*
+ * Worker thread: the fast JSON path (see reqparse.h). Returns 1 when taken:
+ * counted here, or split (j->ncuts > 1: the loop queues one JOB_JSLICE per
+ * slice, which decodes and counts it); 0 with nothing changed otherwise.
+ */
+static int parse_fast(job_t *j) {
+  wc_countspec_t *s = j->spec;
+  size_t vs, ve, idx = 0;
+  if (!wc_reqparse_json_split(s, j->data, j->len, &j->lim, &vs, &ve))
+    return 0;
+  if (wc_needles_new(&j->out_set, (const char *const *)s->needles, s->lens,
+                     s->n, s->flags, &idx) < 0)
+    goto undo;
+  j->n = s->n;
+  j->counts = calloc(s->n, sizeof *j->counts);
+  j->out = malloc(ve - vs + 1);
+  if (j->counts == NULL || j->out == NULL)
+    goto undo;
+  j->vs = vs;
+  j->ve = ve;
+  j->fast = 1;
+  if (s->mode == WC_MODE_PARALLEL ||
+      (s->mode == WC_MODE_AUTO && ve - vs >= j->min_bytes)) {
+    size_t k = j->workers > 1 ? j->workers : 2;
+    j->cuts = malloc((k + 1) * sizeof *j->cuts);
+    if (j->cuts != NULL) {
+      j->ncuts = wc_split(j->data + vs, ve - vs, k, j->cuts);
+      if (j->ncuts > 1)
+        return 1;
+    }
+  }
+  j->ncuts = 0;
+  if (wc_json_unescape(j->data + vs, ve - vs, j->out, &j->out_len) == 0 &&
+      wc_count(j->out_set, j->out, j->out_len, j->counts) == 0)
+    return 1;
+undo:
+  wc_needles_free(j->out_set);
+  j->out_set = NULL;
+  free(j->counts);
+  j->counts = NULL;
+  free(j->out);
+  j->out = NULL;
+  free(j->cuts);
+  j->cuts = NULL;
+  j->ncuts = 0;
+  j->fast = 0;
+  spec_restart(s, j->q_flags, j->q_mode);
+  return 0;
+}
+
 /* Worker thread: sees only the job. */
 static void parse_work(job_t *j) {
   wc_countspec_t *s = j->spec;
   size_t idx = 0;
   int rc;
+  if (j->body_type == WC_BODY_JSON && !j->slow && j->len >= FAST_JSON_MIN &&
+      parse_fast(j)) {
+    if (j->ncuts <= 1) {
+      free(j->data); /* counted: the body is not needed any more */
+      j->data = NULL;
+    }
+    return;
+  }
   rc = j->body_type == WC_BODY_JSON
            ? wc_reqparse_json(s, j->data, j->len, &j->lim, &j->err)
            : wc_reqparse_form(s, j->data, j->len, &j->lim, &j->err);
@@ -173,6 +259,11 @@ static void on_work(uv_work_t *w) {
     break;
   case JOB_SLICE:
     j->rc = wc_count(j->set, j->text, j->len, j->counts);
+    break;
+  case JOB_JSLICE:
+    j->rc = wc_json_unescape(j->text, j->len, j->out, &j->out_len);
+    if (j->rc == 0)
+      j->rc = wc_count(j->set, j->out, j->out_len, j->counts);
     break;
   case JOB_STREAM:
     j->rc = j->len > 0 ? wc_stream_feed(j->stream, j->data, j->len) : 0;
@@ -349,21 +440,90 @@ static void parse_done(wc_conn_t *c, job_t *j) {
   ct->counts = j->counts;
   j->counts = NULL;
   ct->bytes = ct->spec.text_len;
+  if (j->fast) {
+    /* The decoded text, and the raw body while slices decode it, stay
+     * with the request (and in its budget) until it ends. */
+    ct->jtext = j->out;
+    j->out = NULL;
+    ct->bytes = j->out_len;
+    if (j->ncuts > 1) {
+      ct->jbody = j->data;
+      ct->jbody_len = j->len;
+      j->data = NULL;
+      ct->held += j->held + (j->ve - j->vs + 1);
+      wc_server_budget_take(c->srv, j->ve - j->vs + 1, 0);
+      j->held = 0;
+    }
+  }
   for (size_t i = 0; i < j->ncuts; i++) {
-    job_t *s = job_new(c, JOB_SLICE, ct->spec.n);
+    job_t *s = job_new(c, j->fast ? JOB_JSLICE : JOB_SLICE, ct->spec.n);
     if (s == NULL) {
       fail(ct, WC_E_NO_MEMORY);
       return;
     }
     s->set = ct->set;
-    s->text = ct->spec.text + j->cuts[i];
     s->len = j->cuts[i + 1] - j->cuts[i];
+    if (j->fast) {
+      s->text = ct->jbody + j->vs + j->cuts[i];
+      s->out = ct->jtext + j->cuts[i];
+    } else {
+      s->text = ct->spec.text + j->cuts[i];
+    }
     if (queue(c, s) < 0) {
       job_free(s);
       fail(ct, WC_E_NO_MEMORY);
       return;
     }
   }
+}
+
+/* Queues the parse job of a JSON or form body (data: owned, held: its
+ * budget bytes). 0, or -ENOMEM with nothing taken. */
+static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
+                       int slow) {
+  wc_count_t *ct = &c->http.count;
+  const wc_config_t *cfg = c->srv->cfg;
+  job_t *j = job_new(c, JOB_PARSE, 0);
+  if (j == NULL)
+    return -ENOMEM;
+  j->spec = &ct->spec;
+  j->body_type = ct->body_type;
+  j->lim.max_needles = cfg->limits.max_needles;
+  j->lim.max_needle_bytes = cfg->limits.max_needle_bytes;
+  j->workers = cfg->workers;
+  j->min_bytes = cfg->parallel_min_bytes;
+  j->q_flags = ct->q_flags;
+  j->q_mode = ct->q_mode;
+  j->slow = slow;
+  j->data = data;
+  j->len = len;
+  j->held = held;
+  if (queue(c, j) < 0) {
+    j->data = NULL;
+    job_free(j);
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+/* A slice of the fast JSON path failed: parse the whole body with cJSON,
+ * which gives the exact answer (an error, most likely). */
+static int retry_slow(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  ct->jfail = 0;
+  wc_needles_free(ct->set);
+  ct->set = NULL;
+  free(ct->counts);
+  ct->counts = NULL;
+  free(ct->jtext);
+  ct->jtext = NULL;
+  ct->bytes = 0;
+  spec_restart(&ct->spec, ct->q_flags, ct->q_mode);
+  if (queue_parse(c, ct->jbody, ct->jbody_len, ct->held, 1) < 0)
+    return -ENOMEM;
+  ct->jbody = NULL;
+  ct->held = 0;
+  return 0;
 }
 
 static void on_after_work(uv_work_t *w, int status) {
@@ -386,6 +546,15 @@ static void on_after_work(uv_work_t *w, int status) {
   switch (j->kind) {
   case JOB_PARSE:
     parse_done(c, j);
+    held = j->held; /* 0 when the body stayed with the request */
+    break;
+  case JOB_JSLICE:
+    if (j->rc < 0) {
+      ct->jfail = 1; /* a bad escape (or no memory): start over slowly */
+    } else {
+      add_counts(ct, j->counts);
+      ct->bytes += j->out_len;
+    }
     break;
   case JOB_STREAM:
     if (j->rc < 0)
@@ -401,6 +570,9 @@ static void on_after_work(uv_work_t *w, int status) {
     break;
   }
   job_free(j);
+  if (ct->jfail && ct->inflight == 0 && ct->err.kind == WC_E_NONE &&
+      retry_slow(c) < 0)
+    fail(ct, WC_E_NO_MEMORY);
   if (ct->body_type == WC_BODY_RAW && dispatch(c) < 0)
     fail(ct, WC_E_NO_MEMORY);
   if ((c->pause & WC_PAUSE_JOBS) &&
@@ -424,6 +596,8 @@ void wc_job_reset(wc_conn_t *c) {
   wc_server_unprivilege(c->srv, c);
   free(ct->block);
   free(ct->buf);
+  free(ct->jbody);
+  free(ct->jtext);
   if (ct->held > 0)
     wc_server_budget_give(c->srv, ct->held, 0);
   wc_stream_free(ct->stream);
@@ -530,6 +704,8 @@ static void run_parse_inline(wc_conn_t *c) {
   j.lim.max_needle_bytes = cfg->limits.max_needle_bytes;
   j.workers = cfg->workers;
   j.min_bytes = cfg->parallel_min_bytes;
+  j.q_flags = ct->q_flags;
+  j.q_mode = ct->q_mode;
   j.data = ct->buf; /* parse_work frees it */
   j.len = ct->buf_len;
   ct->buf = NULL;
@@ -541,6 +717,7 @@ static void run_parse_inline(wc_conn_t *c) {
   }
   parse_done(c, &j);
   free(j.data);
+  free(j.out);
   free(j.counts);
   free(j.cuts);
   wc_needles_free(j.out_set);
@@ -550,6 +727,8 @@ int wc_job_end(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   const wc_config_t *cfg = c->srv->cfg;
   ct->body_done = 1;
+  ct->q_flags = ct->spec.flags;
+  ct->q_mode = ct->spec.mode;
   if (ct->err.kind != WC_E_NONE) {
     ct->final_sent = 1;
   } else if (ct->body_type == WC_BODY_RAW) {
@@ -559,23 +738,8 @@ int wc_job_end(wc_conn_t *c) {
     run_parse_inline(c);
     ct->final_sent = 1;
   } else {
-    job_t *j = job_new(c, JOB_PARSE, 0);
-    if (j == NULL)
+    if (queue_parse(c, ct->buf, ct->buf_len, ct->held, 0) < 0)
       return -ENOMEM;
-    j->spec = &ct->spec;
-    j->body_type = ct->body_type;
-    j->lim.max_needles = cfg->limits.max_needles;
-    j->lim.max_needle_bytes = cfg->limits.max_needle_bytes;
-    j->workers = cfg->workers;
-    j->min_bytes = cfg->parallel_min_bytes;
-    j->data = ct->buf;
-    j->len = ct->buf_len;
-    j->held = ct->held;
-    if (queue(c, j) < 0) {
-      j->data = NULL;
-      job_free(j);
-      return -ENOMEM;
-    }
     ct->buf = NULL;
     ct->buf_len = ct->buf_cap = 0;
     ct->held = 0;

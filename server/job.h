@@ -37,6 +37,13 @@ typedef struct {
   /* JSON and form bodies */
   char *buf;
   size_t buf_len, buf_cap;
+  /* the fast JSON path (job.c): the raw body while slices decode it, the
+   * decoded text, a slice that failed; the query's options */
+  char *jbody, *jtext;
+  size_t jbody_len;
+  int jfail;
+  unsigned q_flags;
+  int q_mode;
   uint64_t held;  /* budget bytes this request holds */
   wc_link_t jobs; /* its jobs queued or running */
 } wc_count_t;

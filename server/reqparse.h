@@ -43,6 +43,27 @@ int wc_reqparse_form(wc_countspec_t *s, const char *body, size_t len,
 int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
                      const wc_reqlimits_t *lim, wc_error_t *e);
 
+/*
+ * The fast path for a large JSON body: when its top-level "text" is a plain
+ * string, parses everything else (with cJSON, as wc_reqparse_json would),
+ * checks it with wc_reqparse_finish, and returns 1 with s filled (its text
+ * empty) and the inside of the text string at body[*vs..*ve): the caller
+ * decodes it with wc_json_unescape, whole or in slices cut right after a
+ * ' ' or '\n' byte of it (wc_split), which a JSON escape never contains.
+ * Returns 0, with s untouched, in every other case, including every error:
+ * the caller then uses wc_reqparse_json, so that the answer is the same.
+ */
+int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
+                           const wc_reqlimits_t *lim, size_t *vs, size_t *ve);
+
+/*
+ * Decodes raw[0..n), the inside of a JSON string or a slice of it as above,
+ * into out (room for n bytes: decoding never grows), exactly as cJSON does.
+ * Returns 0 with *out_len set, or -1 where wc_reqparse_json fails (a bad
+ * escape, a NUL).
+ */
+int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len);
+
 /* Checks that the request is complete (a needle; text for JSON/form). */
 int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e);
 
