@@ -624,6 +624,65 @@ def test_inline_and_pool_agree():
     assert answers[0][0] == (200, b'{"count":2,"counts":{"is":2},"bytes":13}'), answers[0][0]
 
 
+def test_large_json_fast_path():
+    """JSON bodies over 64 KiB take the fast path (only the rest of the body
+    goes through cJSON; the text is decoded in memchr runs, in slices with
+    mode=parallel). Counts equal the reference on texts full of escapes
+    (\\uXXXX, surrogate pairs, \\n, \\", \\\\, \\/), and every bad
+    body gets the answer the cJSON path gives: the same error and position."""
+    rng = random.Random(SEED + 11)
+    J = [("Content-Type", "application/json")]
+    words = ["is", "IS", "\u00e9t\u00e9", "caf\u00e9", "x\ty", "a\"b", "back\\slash", "sl/sh",
+             "\U0001F600", "\u2028", "\u00ad", "is,"]
+    parts, n = [], 0
+    while n < 300000:
+        parts.append(rng.choice(words))
+        parts.append(rng.choice([" ", " ", " ", "\n", "\r\n", "  "]))
+        n += len(parts[-1]) + len(parts[-2])
+    text = "".join(parts)
+    with w.Server({"parallel": {"min_bytes": 65536}}) as s:
+        for ensure_ascii in (True, False):
+            for mode in ["auto", "sequential", "parallel"]:
+                for needles, ic, bd in [(["is"], False, "space"), (["IS", "caf\u00e9", "\U0001F600"], True, "word"),
+                                        (["a\"b", "back\\slash", "sl/sh", "x\ty"], False, "space")]:
+                    obj = {"needles": needles, "text": text, "mode": mode, "ignore_case": ic, "boundary": bd}
+                    body = json.dumps(obj, ensure_ascii=ensure_ascii).encode()
+                    assert len(body) > 65536
+                    exp = ref_count(text.encode(), needles, ignore_case=ic, boundary=bd)
+                    r = request(s.port, "POST", "/count", body, J)
+                    check_counts(r, exp, len(text.encode()), "fast path, ascii=%s mode=%s needles=%r" % (
+                        ensure_ascii, mode, needles))
+        # options from the query string survive the fast path and the fallback
+        body = json.dumps({"needle": "IS", "text": text}).encode()
+        r = request(s.port, "POST", "/count?ignore_case=true&mode=parallel", body, J)
+        check_counts(r, ref_count(text.encode(), ["IS"], ignore_case=True), len(text.encode()), "query options")
+        # bad bodies: the error of the cJSON path, with the byte of the bad escape
+        good = json.dumps({"text": text, "needle": "is"})
+        start = good.index('"text": "') + 9
+        cut = good.index(" ", start + (len(good) - start) * 3 // 4) + 1  # in the text, after a space
+        for bad, what in [("\\uZZZZ", "bad hex"), ("\\q", "bad escape"), ("\\udc00", "lone low surrogate"),
+                          ("\\ud800 x", "high surrogate alone"), ("\\ud800\\u0041", "high + non-low")]:
+            for mode in ["sequential", "parallel"]:
+                body = (good[:cut] + bad + good[cut:]).replace('"needle"', '"mode": "%s", "needle"' % mode, 1)
+                pos = body.index(bad[:2], cut - 1)
+                r = request(s.port, "POST", "/count", body.encode(), J)
+                check_error(r, 400, "invalid_json", mentions=("near byte %d" % pos,))
+        # NUL: the NUL message, however it is written
+        for bad in ("\\u0000", "\x00"):
+            body = (good[:cut] + bad + good[cut:]).replace('"needle"', '"mode": "parallel", "needle"', 1)
+            r = request(s.port, "POST", "/count", body.encode(), J)
+            check_error(r, 400, "invalid_json", mentions=("NUL",))
+        # the fast path steps aside: escaped key, two texts, errors in the rest
+        r = request(s.port, "POST", "/count", good.replace('"text"', '"te\\u0078t"', 1).encode(), J)
+        check_counts(r, ref_count(text.encode(), ["is"]), len(text.encode()), "escaped key")
+        r = request(s.port, "POST", "/count", good.replace('{', '{"text": "x", ', 1).encode(), J)
+        check_error(r, 400, mentions=("twice",))
+        r = request(s.port, "POST", "/count", good.replace('"needle"', '"needel"', 1).encode(), J)
+        check_error(r, 400, mentions=("needel",))
+        r = request(s.port, "POST", "/count", (good[:cut] + "\\q" + good[cut:]).replace('"needle"', '"needel"').encode(), J)
+        check_error(r, 400, "invalid_json")
+
+
 def test_words_split_at_block_boundaries():
     # a needle split across the read that fills a block (the default
     # parallel.min_bytes is 1 MiB; 64 KiB is a common read size): every
