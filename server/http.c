@@ -591,6 +591,21 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
       request_begin(c);
       wc_conn_timer(c, WC_TIMER_HEADERS);
     }
+    if (h->scan_state == SC_LINE) {
+      /* Most bytes: the inside of a line; run to its CR or LF. */
+      size_t j = i;
+      while (j < n && p[j] != '\r' && p[j] != '\n')
+        j++;
+      if (h->header_bytes + (j - i) > max) {
+        h->header_bytes = max; /* the check below fails */
+      } else {
+        h->header_bytes += j - i;
+        i = j;
+        if (i == n)
+          break;
+        ch = p[i];
+      }
+    }
     if (++h->header_bytes > max) {
       wc_error_t e;
       wc_errors_set(&e, WC_E_HEADERS_TOO_LARGE,
