@@ -32,7 +32,7 @@ void wc_config_defaults(wc_config_t *cfg) {
   cfg->timeouts_ms.keepalive = 5000;
   cfg->timeouts_ms.shutdown = 10000;
   cfg->parallel_min_bytes = 1048576;
-  cfg->parallel_inline_max_bytes = 16384;
+  cfg->parallel_inline_max_bytes = 65536;
   cfg->log_access = 1;
   cfg->log_level = WC_LOG_INFO;
   cfg->log_format = WC_LOG_FORMAT_COMMON;
