@@ -16,7 +16,9 @@
 typedef struct wc_conn wc_conn_t;
 
 /* Raw bodies are cut into blocks of this size for the workers. */
+#ifndef WC_BLOCK_SIZE /* -DWC_BLOCK_SIZE=... to measure another size */
 #define WC_BLOCK_SIZE (1024 * 1024)
+#endif
 
 /* The counting state of one request; embedded in the connection. */
 typedef struct {
