@@ -213,8 +213,8 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
                           out2 + slen, &n);
     slen += n;
   }
-  if ((ru == 0) != (rs == 0) || (ru == 0 && (olen != slen ||
-                                             memcmp(out, out2, olen) != 0)))
+  if ((ru == 0) != (rs == 0) ||
+      (ru == 0 && (olen != slen || memcmp(out, out2, olen) != 0)))
     die("json unescape: slices differ from the whole", in, len);
   if ((ru == 0) != (ra == 0))
     die("json fast path and cJSON disagree on success", in, len);

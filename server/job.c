@@ -100,10 +100,10 @@ typedef struct {
   size_t *cuts;
   size_t ncuts;
   wc_error_t err;
-  int slow;          /* skip the fast JSON path */
-  int fast;          /* the fast JSON path was taken */
-  size_t vs, ve;     /* fast: the raw text is data[vs..ve) */
-  unsigned q_flags;  /* the query string's options, to start over */
+  int slow;         /* skip the fast JSON path */
+  int fast;         /* the fast JSON path was taken */
+  size_t vs, ve;    /* fast: the raw text is data[vs..ve) */
+  unsigned q_flags; /* the query string's options, to start over */
   int q_mode;
 } job_t;
 

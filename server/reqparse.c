@@ -391,9 +391,8 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
   }
   root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
   if (root == NULL) {
-    at = end != NULL && end >= body && end <= body + len
-             ? (size_t)(end - body)
-             : 0;
+    at = end != NULL && end >= body && end <= body + len ? (size_t)(end - body)
+                                                         : 0;
     wc_errors_set(e, WC_E_BAD_JSON,
                   "the body is not valid JSON (near byte %zu)", at);
     return -EINVAL;
