@@ -140,7 +140,6 @@ bool wc_verify(const wc_needles_t *set, const wc_needle_t *nd,
  * untouched) . *truncated is set when s is a valid prefix cut by n. */
 size_t wc_utf8_decode(const uint8_t *s, size_t n, int32_t *cp,
                       bool *truncated);
-size_t wc_utf8_encode(int32_t cp, uint8_t *out);
 bool wc_is_ascii(const uint8_t *s, size_t n);
 /* Folds in[0..n) into out (room for 2 * n bytes). Stops before a trailing
  * valid-but-truncated sequence when partial_ok, returning in *consumed how

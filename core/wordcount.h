@@ -158,10 +158,13 @@ const char *wc_kernel_name(void);
  * code point itself.
  * wc_is_word_char: 1 when the code point is a word constituent for
  * WC_BOUNDARY_WORD.
+ * wc_utf8_encode: writes code point cp (0..U+10FFFF) as UTF-8 at out (room
+ * for 4 bytes); returns the length (the server's JSON decoder uses it).
  */
 int wc_utf8_valid(const void *s, size_t len);
 int32_t wc_simple_fold(int32_t cp);
 int wc_is_word_char(int32_t cp);
+size_t wc_utf8_encode(int32_t cp, uint8_t *out);
 
 #ifdef __cplusplus
 }

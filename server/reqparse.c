@@ -683,30 +683,6 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
   return 1;
 }
 
-/* Writes code point cp (< 0x110000) as UTF-8; returns the length. */
-static size_t put_utf8(char *o, unsigned cp) {
-  if (cp < 0x80) {
-    o[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    o[0] = (char)(0xC0 | (cp >> 6));
-    o[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    o[0] = (char)(0xE0 | (cp >> 12));
-    o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  o[0] = (char)(0xF0 | (cp >> 18));
-  o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  o[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len) {
   size_t i = 0, o = 0;
 #ifdef __SSE2__
@@ -773,7 +749,7 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len) {
         cp = 0x10000 + (((cp & 0x3FF) << 10) | (lo & 0x3FF));
         i += 6;
       }
-      o += put_utf8(out + o, (unsigned)cp);
+      o += wc_utf8_encode(cp, (uint8_t *)(out + o));
       i += 4;
       break;
     default:
