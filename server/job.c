@@ -201,8 +201,11 @@ static void parse_work(job_t *j) {
   if (j->body_type == WC_BODY_JSON && !j->slow && j->len >= FAST_JSON_MIN &&
       parse_fast(j)) {
     if (j->ncuts <= 1) {
-      free(j->data); /* counted: the body is not needed any more */
+      /* Counted: neither the body nor the decoded text is needed. */
+      free(j->data);
       j->data = NULL;
+      free(j->out);
+      j->out = NULL;
     }
     return;
   }
@@ -254,6 +257,7 @@ fail:
 
 static void on_work(uv_work_t *w) {
   job_t *j = container_of(w, job_t, work);
+
   wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1); /* started */
   switch (j->kind) {
   case JOB_BLOCK:

@@ -342,6 +342,8 @@ static int hexval4(const char *p) {
  */
 static int has_nul(const char *p, size_t len, size_t *at) {
   const char *q = p, *end = p + len;
+  if (len == 0) /* p may be NULL */
+    return 0;
   if (memchr(p, '\0', len) != NULL)
     return 1;
   while ((q = memchr(q, '\\', (size_t)(end - q))) != NULL) {
@@ -658,7 +660,7 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
   size_t a = 0, b = 0, rlen;
   char *rest;
   int rc;
-  if (!locate_text(body, len, &a, &b))
+  if (len == 0 || !locate_text(body, len, &a, &b))
     return 0;
   rlen = len - (b - a);
   rest = malloc(rlen ? rlen : 1);
