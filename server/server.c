@@ -17,6 +17,13 @@
  *   to its end, the others wait for it (wc_server_may_buffer).
  * - A connection that cannot be set up for lack of memory stays in the
  *   listener (accept_pending); the 1 s date timer tries again.
+ * - Out of file descriptors: libuv sheds the waiting connections with a
+ *   spare descriptor of the loop (its "EMFILE trick"). With several loops
+ *   one loop's spare can be taken by another in the moment it is released;
+ *   libuv then calls on_connection with EMFILE in a loop, forever. So on
+ *   EMFILE the listener is closed (its waiting connections are reset, as
+ *   the trick would have done; the other loops' sockets keep the port) and
+ *   the date timer binds a new one once descriptors are free again.
  * - event_loops: one wc_server_t per loop, each on its own thread with its
  *   own listening socket bound to the same address with SO_REUSEPORT, so the
  *   kernel spreads new connections over the loops and no lock is taken on
@@ -74,7 +81,7 @@ static int reserve_slot(wc_server_t *srv) {
 static void try_accept(wc_server_t *srv) {
   unsigned before = srv->nconns;
   int rc;
-  if (srv->draining)
+  if (srv->draining || srv->listener_lost)
     return;
   atomic_store(&srv->accept_pending, 1);
   if (!reserve_slot(srv))
@@ -91,16 +98,74 @@ static void try_accept(wc_server_t *srv) {
     atomic_store(&srv->accept_pending, 1);
 }
 
+static void reopen_listener(wc_server_t *srv);
+
 static void on_date_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, date_timer);
   update_date(srv);
   wc_log_flush();
-  if (atomic_load(&srv->accept_pending))
+  reopen_listener(srv);
+  if (atomic_load(&srv->accept_pending) && !srv->listener_lost)
     try_accept(srv);
+}
+
+static void on_server_handle_closed(uv_handle_t *h);
+static int open_listener(const struct sockaddr_storage *ss, int reuseport);
+
+static void on_listener_lost(uv_handle_t *h) {
+  wc_server_t *srv = h->data;
+  if (srv->draining) /* wc_server_shutdown found it closing */
+    on_server_handle_closed(h);
+  else
+    srv->listener_down = 1;
+}
+
+static void on_connection(uv_stream_t *l, int status);
+
+/* The date timer: a listener closed after EMFILE is bound again. */
+static void reopen_listener(wc_server_t *srv) {
+  int fd, rc;
+  if (!srv->listener_down || srv->draining)
+    return;
+  fd = open_listener(&srv->addr, srv->shared->n > 1);
+  if (fd < 0)
+    return; /* still out of descriptors: next second */
+  rc = uv_tcp_init(srv->loop, &srv->listener);
+  if (rc < 0) {
+    close(fd);
+    return;
+  }
+  srv->listener_down = 0;
+  srv->listener_lost = 0;
+  atomic_store(&srv->accept_pending, 0); /* that connection was reset */
+  rc = uv_tcp_open(&srv->listener, fd);
+  if (rc < 0)
+    close(fd); /* not the handle's */
+  else
+    rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+  if (rc < 0) {
+    srv->listener_lost = 1;
+    srv->listener.data = srv;
+    uv_close((uv_handle_t *)&srv->listener, on_listener_lost);
+    return;
+  }
+  wc_log(WC_LOG_INFO, "listening again after running out of descriptors");
 }
 
 static void on_connection(uv_stream_t *l, int status) {
   wc_server_t *srv = container_of((uv_tcp_t *)l, wc_server_t, listener);
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    if (!srv->listener_lost && !srv->draining) {
+      wc_log(WC_LOG_WARN,
+             "accept: %s; closing this loop's listener until descriptors "
+             "are free",
+             uv_strerror(status));
+      srv->listener_lost = 1;
+      srv->listener.data = srv;
+      uv_close((uv_handle_t *)&srv->listener, on_listener_lost);
+    }
+    return;
+  }
   if (status < 0) {
     wc_log(WC_LOG_WARN, "listen: %s", uv_strerror(status));
     return;
@@ -177,7 +242,12 @@ void wc_server_shutdown(wc_server_t *srv) {
     return;
   srv->draining = 1;
   wc_log(WC_LOG_INFO, "shutting down: %u connection(s) open", srv->nconns);
-  close_server_handle(srv, (uv_handle_t *)&srv->listener);
+  if (srv->listener_down) { /* closed after EMFILE, not reopened */
+    srv->listener_down = 0;
+    srv->handles_open--;
+  } else if (!srv->listener_lost) {
+    close_server_handle(srv, (uv_handle_t *)&srv->listener);
+  } /* else closing: on_listener_lost counts it */
   uv_timer_start(&srv->shutdown_timer, on_shutdown_timer,
                  srv->cfg->timeouts_ms.shutdown, 0);
   for (l = srv->conns.next; l != &srv->conns; l = next) {
@@ -347,6 +417,7 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
            index == 0 ? cfg->port : shared->port, uv_strerror(rc));
     return rc;
   }
+  srv->addr = ss;
   if (index == 0) {
     shared->port = ss.ss_family == AF_INET6
                        ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)

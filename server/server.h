@@ -48,6 +48,9 @@ struct wc_server {
   wc_link_t waiters;         /* connections stopped on the budget */
   unsigned nconns;           /* of this loop */
   atomic_int accept_pending; /* a connection waits in the listener */
+  int listener_lost; /* closed after EMFILE; the date timer reopens it */
+  int listener_down; /* ... and its close has completed */
+  struct sockaddr_storage addr; /* the bound address, to reopen */
   int draining;
   int stopping;
   int handles_open;
