@@ -19,6 +19,11 @@
  *   counts the text itself or, for a large text (parallel.min_bytes, or
  *   mode=parallel), splits it with wc_split; the loop then queues one job
  *   per slice. Counts are summed on the loop thread.
+ * - Needle sets built on the loop thread (raw bodies, inline bodies) come
+ *   from a small per-loop cache (wc_setcache_t, 4 entries, LRU): a request
+ *   holds a reference on its set until it is reset, and only unreferenced
+ *   entries are evicted, so a set shared with running jobs is never freed.
+ *   Sets built by a worker (large JSON) are private to their request.
  * - Bodies up to parallel.inline_max_bytes (64 KiB) are parsed and counted
  *   on the loop thread, by the same code a worker runs: for them the hop to
  *   the pool and back (two thread wake-ups, about three context switches)
@@ -100,12 +105,89 @@ typedef struct {
   size_t *cuts;
   size_t ncuts;
   wc_error_t err;
-  int slow;         /* skip the fast JSON path */
-  int fast;         /* the fast JSON path was taken */
-  size_t vs, ve;    /* fast: the raw text is data[vs..ve) */
-  unsigned q_flags; /* the query string's options, to start over */
+  wc_setcache_t *cache; /* JOB_PARSE run inline: the loop's set cache */
+  int set_cached;       /* out_set came from it */
+  int slow;             /* skip the fast JSON path */
+  int fast;             /* the fast JSON path was taken */
+  size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
+  unsigned q_flags;     /* the query string's options, to start over */
   int q_mode;
 } job_t;
+
+/* The cache key of a spec: flags aside, each needle as 2 length bytes
+ * and its bytes. 0 when it does not fit (not cached). */
+static size_t set_key(const wc_countspec_t *s, char *key) {
+  size_t k = 0;
+  for (size_t i = 0; i < s->n; i++) {
+    if (k + 2 + s->lens[i] > WC_SETCACHE_KEY)
+      return 0;
+    key[k++] = (char)(s->lens[i] & 0xff);
+    key[k++] = (char)(s->lens[i] >> 8);
+    memcpy(key + k, s->needles[i], s->lens[i]);
+    k += s->lens[i];
+  }
+  return k;
+}
+
+/* Loop thread: the needle set of s, from the cache when it is there.
+ * Returns 0 or what wc_needles_new returns. */
+static int set_acquire(wc_setcache_t *sc, const wc_countspec_t *s,
+                       wc_needles_t **set, int *cached, size_t *idx) {
+  char key[WC_SETCACHE_KEY];
+  size_t klen = set_key(s, key);
+  int victim = -1, rc;
+  *cached = 0;
+  if (klen > 0) {
+    for (int i = 0; i < WC_SETCACHE_N; i++) {
+      if (sc->e[i].set != NULL && sc->e[i].flags == s->flags &&
+          sc->e[i].keylen == klen && memcmp(sc->e[i].key, key, klen) == 0) {
+        sc->e[i].refs++;
+        sc->e[i].used = ++sc->tick;
+        *set = sc->e[i].set;
+        *cached = 1;
+        return 0;
+      }
+      if (sc->e[i].refs == 0 &&
+          (victim < 0 || sc->e[i].set == NULL ||
+           (sc->e[victim].set != NULL && sc->e[i].used < sc->e[victim].used)))
+        victim = i;
+    }
+  }
+  rc = wc_needles_new(set, (const char *const *)s->needles, s->lens, s->n,
+                      s->flags, idx);
+  if (rc < 0 || klen == 0 || victim < 0)
+    return rc;
+  wc_needles_free(sc->e[victim].set);
+  sc->e[victim].set = *set;
+  sc->e[victim].refs = 1;
+  sc->e[victim].flags = s->flags;
+  sc->e[victim].used = ++sc->tick;
+  sc->e[victim].keylen = klen;
+  memcpy(sc->e[victim].key, key, klen);
+  *cached = 1;
+  return 0;
+}
+
+/* Loop thread: a request is done with its set. */
+static void set_release(wc_setcache_t *sc, wc_needles_t *set, int cached) {
+  if (!cached) {
+    wc_needles_free(set);
+    return;
+  }
+  for (int i = 0; i < WC_SETCACHE_N; i++)
+    if (sc->e[i].set == set) {
+      sc->e[i].refs--;
+      return;
+    }
+}
+
+void wc_setcache_free(wc_setcache_t *sc) {
+  for (int i = 0; i < WC_SETCACHE_N; i++) {
+    wc_needles_free(sc->e[i].set);
+    sc->e[i].set = NULL;
+    sc->e[i].refs = 0;
+  }
+}
 
 static void job_free(job_t *j) {
   if (j->kind == JOB_PARSE)
@@ -219,8 +301,10 @@ static void parse_work(job_t *j) {
   rc = wc_reqparse_finish(s, j->body_type, &j->err);
   if (rc < 0)
     goto fail;
-  rc = wc_needles_new(&j->out_set, (const char *const *)s->needles, s->lens,
-                      s->n, s->flags, &idx);
+  rc = j->cache != NULL
+           ? set_acquire(j->cache, s, &j->out_set, &j->set_cached, &idx)
+           : wc_needles_new(&j->out_set, (const char *const *)s->needles,
+                            s->lens, s->n, s->flags, &idx);
   if (rc < 0) {
     wc_errors_set(&j->err, wc_errors_from_errno(rc), NULL);
     goto fail;
@@ -442,6 +526,7 @@ static void parse_done(wc_conn_t *c, job_t *j) {
     return;
   }
   ct->set = j->out_set;
+  ct->set_cached = j->set_cached;
   j->out_set = NULL;
   ct->counts = j->counts;
   j->counts = NULL;
@@ -517,7 +602,7 @@ static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
 static int retry_slow(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   ct->jfail = 0;
-  wc_needles_free(ct->set);
+  set_release(&c->srv->setcache, ct->set, ct->set_cached);
   ct->set = NULL;
   free(ct->counts);
   ct->counts = NULL;
@@ -607,7 +692,7 @@ void wc_job_reset(wc_conn_t *c) {
   if (ct->held > 0)
     wc_server_budget_give(c->srv, ct->held, 0);
   wc_stream_free(ct->stream);
-  wc_needles_free(ct->set);
+  set_release(&c->srv->setcache, ct->set, ct->set_cached);
   free(ct->counts);
   wc_reqparse_free(&ct->spec);
   wc_job_init(ct);
@@ -620,8 +705,8 @@ int wc_job_begin_raw(wc_conn_t *c) {
   int rc = wc_reqparse_finish(&ct->spec, WC_BODY_RAW, &ct->err);
   if (rc < 0)
     return rc;
-  rc = wc_needles_new(&ct->set, (const char *const *)ct->spec.needles,
-                      ct->spec.lens, ct->spec.n, ct->spec.flags, &idx);
+  rc = set_acquire(&c->srv->setcache, &ct->spec, &ct->set, &ct->set_cached,
+                   &idx);
   if (rc < 0) {
     wc_errors_set(&ct->err, wc_errors_from_errno(rc), NULL);
     return rc;
@@ -712,6 +797,7 @@ static void run_parse_inline(wc_conn_t *c) {
   j.min_bytes = cfg->parallel_min_bytes;
   j.q_flags = ct->q_flags;
   j.q_mode = ct->q_mode;
+  j.cache = &c->srv->setcache;
   j.data = ct->buf; /* parse_work frees it */
   j.len = ct->buf_len;
   ct->buf = NULL;
@@ -726,7 +812,8 @@ static void run_parse_inline(wc_conn_t *c) {
   free(j.out);
   free(j.counts);
   free(j.cuts);
-  wc_needles_free(j.out_set);
+  if (j.out_set != NULL)
+    set_release(&c->srv->setcache, j.out_set, j.set_cached);
 }
 
 int wc_job_end(wc_conn_t *c) {

@@ -20,10 +20,34 @@ typedef struct wc_conn wc_conn_t;
 #define WC_BLOCK_SIZE (1024 * 1024)
 #endif
 
+/*
+ * Needle sets kept per event loop for requests that ask for the same
+ * needles again (a load test, a service that always counts one word):
+ * building a set costs about eight allocations. Loop thread only; a set in
+ * use by a request (refs > 0) is never evicted. See job.c.
+ */
+#define WC_SETCACHE_N 4
+#define WC_SETCACHE_KEY 256
+typedef struct {
+  struct {
+    wc_needles_t *set;
+    unsigned refs;
+    unsigned flags;
+    uint64_t used;
+    size_t keylen;
+    char key[WC_SETCACHE_KEY];
+  } e[WC_SETCACHE_N];
+  uint64_t tick;
+} wc_setcache_t;
+
+/* Frees the cached sets (no request may hold one). */
+void wc_setcache_free(wc_setcache_t *sc);
+
 /* The counting state of one request; embedded in the connection. */
 typedef struct {
   wc_countspec_t spec; /* needles and options; JSON/form text */
   wc_needles_t *set;   /* immutable once built; shared with jobs */
+  int set_cached;      /* set belongs to the loop's wc_setcache_t */
   int body_type;       /* WC_BODY_* */
   uint64_t *counts;    /* sums, one per needle (loop thread) */
   uint64_t bytes;      /* text bytes counted */

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "job.h"
 #include "util.h"
 
 /* Size of the one read buffer that every read uses (reads are handled
@@ -61,6 +62,7 @@ struct wc_server {
   const void *privileged;  /* the connection allowed past buffered_cap */
   unsigned jobs, jobs_cap; /* jobs queued or running */
   wc_server_stopped_cb on_stopped;
+  wc_setcache_t setcache; /* needle sets of recent requests (job.c) */
   char read_buf[WC_READ_BUF_SIZE];
 };
 

@@ -683,6 +683,30 @@ def test_large_json_fast_path():
         check_error(r, 400, "invalid_json")
 
 
+def test_needle_set_cache():
+    """Each event loop keeps the needle sets of recent requests (4). A set in
+    use is never evicted: a big raw body counted slowly with one set while
+    small requests cycle through seven others (evicting and rebuilding) still
+    gets its exact count; options are part of the key."""
+    with w.Server({"event_loops": 1, "parallel": {"min_bytes": 65536}}) as s:
+        big = ZEN * 3000  # 2.6 MB: several blocks in the pool
+        with Conn(s.port, timeout=60 * w.SLOW) as slow:
+            req = build_request("POST", count_target(["is", "better"]), big)
+            slow.send(req[: len(req) // 2])
+            for i in range(28):
+                needles = [["is"], ["better"], ["is", "better"], ["never"], ["Zen"], ["is", "IS"], ["a"]][i % 7]
+                ic = i % 2 == 1
+                opts = {"ignore_case": "true"} if ic else {}
+                r = request(s.port, "POST", count_target(needles, **opts), ZEN)
+                check_counts(r, ref_count(ZEN, needles, ignore_case=ic), len(ZEN), "small %d" % i)
+            slow.send(req[len(req) // 2:])
+            r = slow.read_response()
+            check_counts(r, {"is": 30000, "better": 24000}, len(big), "the big body")
+        for needles in (["is"], ["is", "better"]):
+            r = request(s.port, "POST", count_target(needles), ZEN)
+            check_counts(r, ref_count(ZEN, needles), len(ZEN), "after")
+
+
 def test_words_split_at_block_boundaries():
     # a needle split across the read that fills a block (the default
     # parallel.min_bytes is 1 MiB; 64 KiB is a common read size): every
