@@ -189,10 +189,15 @@ void wc_setcache_free(wc_setcache_t *sc) {
   }
 }
 
+static void block_put(wc_blockpool_t *bp, char *b);
+
 static void job_free(job_t *j) {
   if (j->kind == JOB_PARSE)
     free(j->out);
-  free(j->data);
+  if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
+    block_put(&j->conn->srv->blocks, j->data); /* loop thread */
+  else
+    free(j->data);
   free(j->counts);
   free(j->cuts);
   wc_needles_free(j->out_set);
@@ -393,8 +398,37 @@ static void fail(wc_count_t *ct, wc_err_t kind) {
     wc_errors_set(&ct->err, kind, NULL);
 }
 
+/* Free blocks kept per loop (wc_blockpool_t). */
+#define BLOCK_POOL 8
+
+static char *block_get(wc_blockpool_t *bp) {
+  char *b = bp->head;
+  if (b == NULL)
+    return malloc(BLOCK_CAP);
+  memcpy(&bp->head, b, sizeof bp->head);
+  bp->n--;
+  return b;
+}
+
+static void block_put(wc_blockpool_t *bp, char *b) {
+  if (b == NULL)
+    return;
+  if (bp->n >= BLOCK_POOL) {
+    free(b);
+    return;
+  }
+  memcpy(b, &bp->head, sizeof bp->head);
+  bp->head = b;
+  bp->n++;
+}
+
+void wc_blockpool_free(wc_blockpool_t *bp) {
+  while (bp->head != NULL)
+    free(block_get(bp));
+}
+
 static char *block_alloc(wc_conn_t *c) {
-  char *b = malloc(BLOCK_CAP);
+  char *b = block_get(&c->srv->blocks);
   if (b != NULL) {
     c->http.count.held += BLOCK_CAP;
     wc_server_budget_take(c->srv, BLOCK_CAP, 0);
@@ -490,7 +524,7 @@ static int dispatch(wc_conn_t *c) {
         job_free(j);
       }
       if (next != NULL) {
-        free(next);
+        block_put(&c->srv->blocks, next);
         ct->held -= BLOCK_CAP;
         wc_server_budget_give(c->srv, BLOCK_CAP, 0);
       }
@@ -685,7 +719,7 @@ void wc_job_init(wc_count_t *ct) {
 void wc_job_reset(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   wc_server_unprivilege(c->srv, c);
-  free(ct->block);
+  block_put(&c->srv->blocks, ct->block);
   free(ct->buf);
   free(ct->jbody);
   free(ct->jtext);

@@ -43,6 +43,18 @@ typedef struct {
 /* Frees the cached sets (no request may hold one). */
 void wc_setcache_free(wc_setcache_t *sc);
 
+/*
+ * Free body blocks kept per event loop (up to 8): a raw body's blocks are
+ * reused instead of going back to malloc, whose dynamic mmap threshold
+ * otherwise moves 1 MiB blocks into the heap, where their memory stays
+ * after a peak (RSS grew 27% over a 10-minute soak). Loop thread only.
+ */
+typedef struct {
+  void *head;
+  unsigned n;
+} wc_blockpool_t;
+void wc_blockpool_free(wc_blockpool_t *bp);
+
 /* The counting state of one request; embedded in the connection. */
 typedef struct {
   wc_countspec_t spec; /* needles and options; JSON/form text */

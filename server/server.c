@@ -450,6 +450,7 @@ void wc_server_announce(const wc_server_t *srv) {
 
 void wc_server_close(wc_server_t *srv) {
   wc_setcache_free(&srv->setcache);
+  wc_blockpool_free(&srv->blocks);
   if (srv->wake_open) {
     srv->wake_open = 0;
     uv_close((uv_handle_t *)&srv->wake, NULL);

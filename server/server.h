@@ -63,6 +63,7 @@ struct wc_server {
   unsigned jobs, jobs_cap; /* jobs queued or running */
   wc_server_stopped_cb on_stopped;
   wc_setcache_t setcache; /* needle sets of recent requests (job.c) */
+  wc_blockpool_t blocks;  /* free body blocks (job.c) */
   char read_buf[WC_READ_BUF_SIZE];
 };
 
