@@ -55,14 +55,25 @@
 #include "conn.h"
 #include "log.h"
 
-static void update_date(wc_server_t *srv) {
+/* Formats the Date header from the wall clock. (Not time(): glibc reads a
+ * coarse clock for it, which can still show the last second a few ms after
+ * the boundary the date timer is armed for.) Returns the ms to the next
+ * whole second. */
+static uint64_t update_date(wc_server_t *srv) {
   char buf[40];
-  time_t now = time(NULL);
+  struct timespec ts;
+  time_t now;
   struct tm tm;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0) {
+    ts.tv_sec = time(NULL);
+    ts.tv_nsec = 0;
+  }
+  now = ts.tv_sec;
   gmtime_r(&now, &tm);
   strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   srv->date_len =
       (size_t)snprintf(srv->date, sizeof srv->date, "Date: %s\r\n", buf);
+  return 1000 - (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Takes one of the max_connections slots shared by all loops. */
@@ -100,9 +111,12 @@ static void try_accept(wc_server_t *srv) {
 
 static void reopen_listener(wc_server_t *srv);
 
+/* The date timer fires just after each whole second of the wall clock, so
+ * the cached Date header is never more than a few ms old (a plain 1 s
+ * repeat, read with time(), could leave it up to 2 s behind). */
 static void on_date_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, date_timer);
-  update_date(srv);
+  uv_timer_start(&srv->date_timer, on_date_timer, update_date(srv) + 1, 0);
   wc_log_flush();
   reopen_listener(srv);
   if (atomic_load(&srv->accept_pending) && !srv->listener_lost)
@@ -382,7 +396,7 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
   srv->jobs_cap = 64 * (cfg->workers ? cfg->workers : 1) / nloops;
   if (srv->jobs_cap < 8)
     srv->jobs_cap = 8;
-  update_date(srv);
+  (void)update_date(srv);
   /* Handles first: wc_server_close may be called whatever fails below. */
   rc = uv_async_init(loop, &srv->wake, on_wake);
   if (rc < 0)
@@ -426,7 +440,7 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
   uv_timer_init(loop, &srv->date_timer);
   uv_timer_init(loop, &srv->shutdown_timer);
   srv->handles_open += 2;
-  uv_timer_start(&srv->date_timer, on_date_timer, 1000, 1000);
+  uv_timer_start(&srv->date_timer, on_date_timer, update_date(srv) + 1, 0);
   return 0;
 }
 
