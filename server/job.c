@@ -191,16 +191,23 @@ void wc_setcache_free(wc_setcache_t *sc) {
 
 static void block_put(wc_blockpool_t *bp, char *b);
 
-static void job_free(job_t *j) {
+/* Loop thread: frees what the job still owns (not the job itself, which
+ * may live on the stack: run_parse_inline). */
+static void job_release(job_t *j) {
   if (j->kind == JOB_PARSE)
     free(j->out);
   if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
-    block_put(&j->conn->srv->blocks, j->data); /* loop thread */
+    block_put(&j->conn->srv->blocks, j->data);
   else
     free(j->data);
   free(j->counts);
   free(j->cuts);
-  wc_needles_free(j->out_set);
+  if (j->out_set != NULL)
+    set_release(j->cache, j->out_set, j->set_cached);
+}
+
+static void job_free(job_t *j) {
+  job_release(j);
   free(j);
 }
 
@@ -346,7 +353,6 @@ fail:
 
 static void on_work(uv_work_t *w) {
   job_t *j = container_of(w, job_t, work);
-
   wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1); /* started */
   switch (j->kind) {
   case JOB_BLOCK:
@@ -602,15 +608,10 @@ static void parse_done(wc_conn_t *c, job_t *j) {
   }
 }
 
-/* Queues the parse job of a JSON or form body (data: owned, held: its
- * budget bytes). 0, or -ENOMEM with nothing taken. */
-static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
-                       int slow) {
+/* What a parse job needs of its request and of the configuration. */
+static void parse_setup(wc_conn_t *c, job_t *j) {
   wc_count_t *ct = &c->http.count;
   const wc_config_t *cfg = c->srv->cfg;
-  job_t *j = job_new(c, JOB_PARSE, 0);
-  if (j == NULL)
-    return -ENOMEM;
   j->spec = &ct->spec;
   j->body_type = ct->body_type;
   j->lim.max_needles = cfg->limits.max_needles;
@@ -619,6 +620,16 @@ static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
   j->min_bytes = cfg->parallel_min_bytes;
   j->q_flags = ct->q_flags;
   j->q_mode = ct->q_mode;
+}
+
+/* Queues the parse job of a JSON or form body (data: owned, held: its
+ * budget bytes). 0, or -ENOMEM with nothing taken. */
+static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
+                       int slow) {
+  job_t *j = job_new(c, JOB_PARSE, 0);
+  if (j == NULL)
+    return -ENOMEM;
+  parse_setup(c, j);
   j->slow = slow;
   j->data = data;
   j->len = len;
@@ -817,20 +828,12 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
  */
 static void run_parse_inline(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
-  const wc_config_t *cfg = c->srv->cfg;
   job_t j;
   memset(&j, 0, sizeof j);
   wc_list_init(&j.link);
   j.conn = c;
   j.kind = JOB_PARSE;
-  j.spec = &ct->spec;
-  j.body_type = ct->body_type;
-  j.lim.max_needles = cfg->limits.max_needles;
-  j.lim.max_needle_bytes = cfg->limits.max_needle_bytes;
-  j.workers = cfg->workers;
-  j.min_bytes = cfg->parallel_min_bytes;
-  j.q_flags = ct->q_flags;
-  j.q_mode = ct->q_mode;
+  parse_setup(c, &j);
   j.cache = &c->srv->setcache;
   j.data = ct->buf; /* parse_work frees it */
   j.len = ct->buf_len;
@@ -842,12 +845,7 @@ static void run_parse_inline(wc_conn_t *c) {
     ct->held = 0;
   }
   parse_done(c, &j);
-  free(j.data);
-  free(j.out);
-  free(j.counts);
-  free(j.cuts);
-  if (j.out_set != NULL)
-    set_release(&c->srv->setcache, j.out_set, j.set_cached);
+  job_release(&j);
 }
 
 int wc_job_end(wc_conn_t *c) {
