@@ -135,32 +135,25 @@ static void on_listener_lost(uv_handle_t *h) {
 }
 
 static void on_connection(uv_stream_t *l, int status);
+static int bind_listener(wc_server_t *srv);
+
+/* Closes the listener after EMFILE; reopen_listener binds it again. */
+static void lose_listener(wc_server_t *srv) {
+  srv->listener_lost = 1;
+  srv->listener.data = srv;
+  uv_close((uv_handle_t *)&srv->listener, on_listener_lost);
+}
 
 /* The date timer: a listener closed after EMFILE is bound again. */
 static void reopen_listener(wc_server_t *srv) {
-  int fd, rc;
-  if (!srv->listener_down || srv->draining)
+  if (!srv->listener_down || srv->draining ||
+      uv_tcp_init(srv->loop, &srv->listener) < 0)
     return;
-  fd = open_listener(&srv->addr, srv->shared->n > 1);
-  if (fd < 0)
-    return; /* still out of descriptors: next second */
-  rc = uv_tcp_init(srv->loop, &srv->listener);
-  if (rc < 0) {
-    close(fd);
-    return;
-  }
   srv->listener_down = 0;
   srv->listener_lost = 0;
   atomic_store(&srv->accept_pending, 0); /* that connection was reset */
-  rc = uv_tcp_open(&srv->listener, fd);
-  if (rc < 0)
-    close(fd); /* not the handle's */
-  else
-    rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
-  if (rc < 0) {
-    srv->listener_lost = 1;
-    srv->listener.data = srv;
-    uv_close((uv_handle_t *)&srv->listener, on_listener_lost);
+  if (bind_listener(srv) < 0) {
+    lose_listener(srv); /* still out of descriptors: next second */
     return;
   }
   wc_log(WC_LOG_INFO, "listening again after running out of descriptors");
@@ -174,9 +167,7 @@ static void on_connection(uv_stream_t *l, int status) {
              "accept: %s; closing this loop's listener until descriptors "
              "are free",
              uv_strerror(status));
-      srv->listener_lost = 1;
-      srv->listener.data = srv;
-      uv_close((uv_handle_t *)&srv->listener, on_listener_lost);
+      lose_listener(srv);
     }
     return;
   }
@@ -340,8 +331,20 @@ static int resolve(const char *host, int port, struct sockaddr_storage *ss) {
   return 0;
 }
 
+static socklen_t addr_len(const struct sockaddr_storage *ss) {
+  return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+}
+
+static int addr_port(const struct sockaddr_storage *ss) {
+  return ss->ss_family == AF_INET6
+             ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+             : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
 /* A plain bind (no SO_REUSEPORT) to see whether the port is taken. */
-static int probe_port(const struct sockaddr_storage *ss, socklen_t len) {
+static int probe_port(const struct sockaddr_storage *ss) {
+  socklen_t len = addr_len(ss);
   int one = 1, rc = 0;
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -356,8 +359,7 @@ static int probe_port(const struct sockaddr_storage *ss, socklen_t len) {
 /* A listening socket on ss for this loop; SO_REUSEPORT when several loops
  * share the address. Returns the descriptor or a negative errno. */
 static int open_listener(const struct sockaddr_storage *ss, int reuseport) {
-  socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                            : sizeof(struct sockaddr_in);
+  socklen_t len = addr_len(ss);
   int one = 1, rc;
   int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
@@ -373,12 +375,26 @@ static int open_listener(const struct sockaddr_storage *ss, int reuseport) {
   return fd;
 }
 
+/* Binds srv->addr on the (initialized) listener handle and listens. On
+ * failure the handle still needs closing; the descriptor is not leaked. */
+static int bind_listener(wc_server_t *srv) {
+  int rc, fd = open_listener(&srv->addr, srv->shared->n > 1);
+  if (fd < 0)
+    return fd;
+  rc = uv_tcp_open(&srv->listener, fd);
+  if (rc < 0) {
+    close(fd); /* not the handle's */
+    return rc;
+  }
+  return uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+}
+
 int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
                     wc_shared_t *shared, unsigned index,
                     wc_server_stopped_cb on_stopped) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
-  int rc, fd, reuseport = shared->n > 1;
+  int rc, reuseport = shared->n > 1;
   unsigned nloops = shared->n ? shared->n : 1;
   memset(srv, 0, offsetof(wc_server_t, read_buf));
   srv->loop = loop;
@@ -412,18 +428,10 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
     wc_log(WC_LOG_ERROR, "cannot resolve listen.host \"%s\"", cfg->host);
     return rc;
   }
-  rc = 0;
-  if (reuseport && index == 0 && cfg->port != 0)
-    rc = probe_port(&ss, ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                  : sizeof(struct sockaddr_in));
-  if (rc == 0) {
-    fd = open_listener(&ss, reuseport);
-    rc = fd < 0 ? fd : uv_tcp_open(&srv->listener, fd);
-    if (fd >= 0 && rc < 0)
-      close(fd);
-  }
+  srv->addr = ss;
+  rc = reuseport && index == 0 && cfg->port != 0 ? probe_port(&ss) : 0;
   if (rc == 0)
-    rc = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
+    rc = bind_listener(srv);
   if (rc == 0)
     rc = uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
   if (rc < 0) {
@@ -431,11 +439,9 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
            index == 0 ? cfg->port : shared->port, uv_strerror(rc));
     return rc;
   }
-  srv->addr = ss;
+  srv->addr = ss; /* now with the port the kernel chose */
   if (index == 0) {
-    shared->port = ss.ss_family == AF_INET6
-                       ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    shared->port = addr_port(&ss);
   }
   uv_timer_init(loop, &srv->date_timer);
   uv_timer_init(loop, &srv->shutdown_timer);
@@ -452,12 +458,10 @@ void wc_server_announce(const wc_server_t *srv) {
     return;
   if (ss.ss_family == AF_INET6) {
     uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-    printf("listening on http://[%s]:%d\n", ip,
-           ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    printf("listening on http://[%s]:%d\n", ip, addr_port(&ss));
   } else {
     uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-    printf("listening on http://%s:%d\n", ip,
-           ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    printf("listening on http://%s:%d\n", ip, addr_port(&ss));
   }
   fflush(stdout);
 }
