@@ -89,16 +89,21 @@ void wc_conn_close(wc_conn_t *c) {
  * an earlier deadline re-arms at once. So a request costs no timer-heap
  * operation in the common case instead of about nine.
  */
+static void on_timer(uv_timer_t *t);
+
+/* Arms the libuv timer for c->deadline (> now). */
+static void arm_timer(wc_conn_t *c, uint64_t now) {
+  uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
+  c->armed_due = c->deadline;
+}
+
 static void on_timer(uv_timer_t *t) {
   wc_conn_t *c = container_of(t, wc_conn_t, timer);
   uint64_t now = uv_now(t->loop);
-  c->armed = 0;
   if (c->deadline == 0)
     return;
   if (now < c->deadline) {
-    uv_timer_start(&c->timer, on_timer, c->deadline - now, 0);
-    c->armed = 1;
-    c->armed_due = c->deadline;
+    arm_timer(c, now);
     return;
   }
   c->deadline = 0;
@@ -117,7 +122,7 @@ static void on_timer(uv_timer_t *t) {
 
 void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st) {
   const wc_config_t *cfg = c->srv->cfg;
-  uint64_t ms = 0;
+  uint64_t ms = 0, now;
   if (c->closing)
     return;
   c->tstate = st;
@@ -142,12 +147,10 @@ void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st) {
     c->deadline = 0; /* an armed timer fires and finds nothing to do */
     return;
   }
-  c->deadline = uv_now(c->srv->loop) + ms;
-  if (!c->armed || c->armed_due > c->deadline) {
-    uv_timer_start(&c->timer, on_timer, ms, 0);
-    c->armed = 1;
-    c->armed_due = c->deadline;
-  }
+  now = uv_now(c->srv->loop);
+  c->deadline = now + ms;
+  if (!uv_is_active((uv_handle_t *)&c->timer) || c->armed_due > c->deadline)
+    arm_timer(c, now);
 }
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -316,6 +319,14 @@ void wc_conn_close_after_write(wc_conn_t *c, int linger) {
     wc_conn_timer(c, WC_TIMER_CLOSE);
 }
 
+/* All output is written: close if that was the plan, else read again. */
+static void output_drained(wc_conn_t *c) {
+  if (c->want_close)
+    finish_close(c);
+  else
+    wc_conn_resume(c, WC_PAUSE_OUTPUT);
+}
+
 static void on_write(uv_write_t *req, int status) {
   wc_conn_t *c = container_of(req, wc_conn_t, wreq);
   free(c->wbuf);
@@ -334,11 +345,7 @@ static void on_write(uv_write_t *req, int status) {
       wc_conn_resume(c, WC_PAUSE_OUTPUT);
     return;
   }
-  if (c->want_close) {
-    finish_close(c);
-    return;
-  }
-  wc_conn_resume(c, WC_PAUSE_OUTPUT);
+  output_drained(c);
 }
 
 int wc_conn_send(wc_conn_t *c, const char *p, size_t len) {
@@ -377,10 +384,7 @@ void wc_conn_flush(wc_conn_t *c) {
   }
   if (n > 0 && (size_t)n == c->obuf_len) {
     c->obuf_len = 0;
-    if (c->want_close)
-      finish_close(c);
-    else if (c->pause & WC_PAUSE_OUTPUT)
-      wc_conn_resume(c, WC_PAUSE_OUTPUT);
+    output_drained(c);
     return;
   }
   if (n > 0) {

@@ -43,9 +43,8 @@ struct wc_conn {
   unsigned refs;       /* open handles + jobs in flight */
   unsigned pause;      /* WC_PAUSE_* */
   wc_timer_state_t tstate;
-  uint64_t deadline;  /* loop time (ms) when tstate expires; 0: none */
-  uint64_t armed_due; /* when the libuv timer fires, if armed */
-  int armed;
+  uint64_t deadline;       /* loop time (ms) when tstate expires; 0: none */
+  uint64_t armed_due;      /* when the libuv timer fires, if it is active */
   unsigned closing : 1;    /* wc_conn_close was called: handles closing */
   unsigned want_close : 1; /* close once the output is written */
   unsigned linger : 1;     /* ... after a lingering close */
