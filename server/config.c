@@ -83,6 +83,16 @@ static int store_int(const int_key_t *k, double v, char *err, size_t errlen) {
   return 0;
 }
 
+/* One integer key's JSON value: a number within the key's range. */
+static int load_int(const int_key_t *k, const cJSON *v, char *err,
+                    size_t errlen) {
+  if (!cJSON_IsNumber(v)) {
+    snprintf(err, errlen, "%s must be a number", k->name);
+    return -EINVAL;
+  }
+  return store_int(k, v->valuedouble, err, errlen);
+}
+
 /* Walks one JSON object against a table of integer keys; sub-objects and
  * other types are handled by the caller through `other`. */
 static int load_ints(const cJSON *obj, const char *prefix,
@@ -105,11 +115,7 @@ static int load_ints(const cJSON *obj, const char *prefix,
       snprintf(err, errlen, "unknown key %s.%s", prefix, it->string);
       return -EINVAL;
     }
-    if (!cJSON_IsNumber(it)) {
-      snprintf(err, errlen, "%s must be a number", keys[i].name);
-      return -EINVAL;
-    }
-    int rc = store_int(&keys[i], it->valuedouble, err, errlen);
+    int rc = load_int(&keys[i], it, err, errlen);
     if (rc < 0)
       return rc;
   }
@@ -166,11 +172,7 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
           snprintf(cfg->host, sizeof cfg->host, "%s", l->valuestring);
         } else if (strcmp(l->string, "port") == 0) {
           int_key_t key = {"listen.port", 0, 65535, &cfg->port, sizeof(int)};
-          if (!cJSON_IsNumber(l)) {
-            snprintf(err, errlen, "listen.port must be a number");
-            return -EINVAL;
-          }
-          rc = store_int(&key, l->valuedouble, err, errlen);
+          rc = load_int(&key, l, err, errlen);
           if (rc < 0)
             return rc;
         } else {
@@ -180,21 +182,13 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
       }
     } else if (strcmp(k, "workers") == 0) {
       int_key_t key = {"workers", 0, 1024, &cfg->workers, sizeof(unsigned)};
-      if (!cJSON_IsNumber(it)) {
-        snprintf(err, errlen, "workers must be a number");
-        return -EINVAL;
-      }
-      rc = store_int(&key, it->valuedouble, err, errlen);
+      rc = load_int(&key, it, err, errlen);
       if (rc < 0)
         return rc;
     } else if (strcmp(k, "event_loops") == 0) {
       int_key_t key = {"event_loops", 0, WC_MAX_EVENT_LOOPS, &cfg->event_loops,
                        sizeof(unsigned)};
-      if (!cJSON_IsNumber(it)) {
-        snprintf(err, errlen, "event_loops must be a number");
-        return -EINVAL;
-      }
-      rc = store_int(&key, it->valuedouble, err, errlen);
+      rc = load_int(&key, it, err, errlen);
       if (rc < 0)
         return rc;
     } else if (strcmp(k, "limits") == 0) {
@@ -416,32 +410,23 @@ int wc_config_set(wc_config_t *cfg, const char *key, const char *value,
     snprintf(cfg->host, sizeof cfg->host, "%s", value);
     return 0;
   }
-  if (strcmp(key, "port") == 0) {
-    if (parse_uint(value, 65535, &v) < 0) {
-      snprintf(err, errlen, "port must be an integer from 0 to 65535: %s",
-               value);
-      return -EINVAL;
+  {
+    const int_key_t flags[] = {
+        {"port", 0, 65535, &cfg->port, sizeof(int)},
+        {"workers", 0, 1024, &cfg->workers, sizeof(unsigned)},
+        {"event-loops", 0, WC_MAX_EVENT_LOOPS, &cfg->event_loops,
+         sizeof(unsigned)},
+    };
+    for (size_t i = 0; i < WC_ARRAY_SIZE(flags); i++) {
+      if (strcmp(key, flags[i].name) != 0)
+        continue;
+      if (parse_uint(value, (unsigned long)flags[i].max, &v) < 0) {
+        snprintf(err, errlen, "%s must be an integer from 0 to %llu: %s", key,
+                 (unsigned long long)flags[i].max, value);
+        return -EINVAL;
+      }
+      return store_int(&flags[i], (double)v, err, errlen);
     }
-    cfg->port = (int)v;
-    return 0;
-  }
-  if (strcmp(key, "workers") == 0) {
-    if (parse_uint(value, 1024, &v) < 0) {
-      snprintf(err, errlen, "workers must be an integer from 0 to 1024: %s",
-               value);
-      return -EINVAL;
-    }
-    cfg->workers = (unsigned)v;
-    return 0;
-  }
-  if (strcmp(key, "event-loops") == 0) {
-    if (parse_uint(value, WC_MAX_EVENT_LOOPS, &v) < 0) {
-      snprintf(err, errlen, "event-loops must be an integer from 0 to %d: %s",
-               WC_MAX_EVENT_LOOPS, value);
-      return -EINVAL;
-    }
-    cfg->event_loops = (unsigned)v;
-    return 0;
   }
   snprintf(err, errlen, "unknown setting %s", key);
   return -EINVAL;
