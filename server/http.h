@@ -35,21 +35,17 @@ typedef struct {
   uint8_t major, minor;
   char *url;
   size_t url_len, url_cap;
-  char field[40];
   size_t field_len;
   int field_long;
   int hdr; /* which header the current value belongs to */
-  char value[512];
   size_t value_len;
   int value_long;
   unsigned n_host, n_cl, n_te, n_expect, n_ctype;
   int te_chunked;
   int expect_continue;
-  char ctype[128];
   size_t ctype_len;
   /* X-Request-Id (valid, or empty: one is generated for the response) and
    * Authorization (checked as it arrives; only the verdict is kept). */
-  char reqid[WC_REQUEST_ID_MAX + 1];
   size_t reqid_len;
   unsigned n_reqid, n_auth;
   int auth_ok;
@@ -59,7 +55,16 @@ typedef struct {
   wc_error_t pending_err; /* decided at the headers, sent at the end */
   uint64_t start_ns;
   size_t bytes_out;
+  /* request_reset clears everything above; count is reset by job.c. */
   wc_count_t count;
+  /* Not cleared between requests: the buffers are read only up to their
+   * lengths above, and feed_ns is per wc_http_feed call. */
+  uint64_t feed_ns; /* when this feed's bytes arrived; 0: not taken yet */
+  char field[40];
+  char value[512];
+  char ctype[128];
+  char reqid[WC_REQUEST_ID_MAX + 1];
+  char body_in[512]; /* a small JSON or form body (job.c) */
 } wc_http_t;
 
 /* Sets up the parser of a new connection. */

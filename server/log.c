@@ -216,6 +216,10 @@ static size_t format_json(char *line, size_t cap, const wc_access_t *a) {
   return pos;
 }
 
+int wc_log_access_enabled(void) {
+  return log_access;
+}
+
 void wc_log_access(const wc_access_t *a) {
   char line[1536];
   size_t len;

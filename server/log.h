@@ -50,6 +50,9 @@ typedef struct {
  * blocking: lines that do not fit are dropped rather than stalling the loop. */
 void wc_log_access(const wc_access_t *a);
 
+/* 1 when access lines are written (log.access). */
+int wc_log_access_enabled(void);
+
 void wc_log_flush(void);
 
 #endif
