@@ -12,6 +12,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -34,13 +35,33 @@ void wc_reqparse_init(wc_countspec_t *s) {
   memset(s, 0, sizeof *s);
 }
 
+static int in_bytes(const wc_countspec_t *s, const char *p) {
+  return p >= s->bytes_in && p < s->bytes_in + WC_SPEC_INLINE_BYTES;
+}
+
 void wc_reqparse_free(wc_countspec_t *s) {
   for (size_t i = 0; i < s->n; i++)
-    free(s->needles[i]);
-  free(s->needles);
-  free(s->lens);
+    if (!in_bytes(s, s->needles[i]))
+      free(s->needles[i]);
+  if (s->needles != s->needles_in) {
+    free(s->needles);
+    free(s->lens);
+  }
   free(s->text);
-  memset(s, 0, sizeof *s);
+  wc_reqparse_init(s);
+}
+
+void wc_reqparse_move(wc_countspec_t *dst, wc_countspec_t *src) {
+  wc_reqparse_free(dst);
+  *dst = *src;
+  if (src->needles == src->needles_in) {
+    dst->needles = dst->needles_in;
+    dst->lens = dst->lens_in;
+  }
+  for (size_t i = 0; i < dst->n; i++)
+    if (in_bytes(src, dst->needles[i]))
+      dst->needles[i] = dst->bytes_in + (dst->needles[i] - src->bytes_in);
+  wc_reqparse_init(src);
 }
 
 /* Shows at most 64 bytes of a client-given name in a message. */
@@ -82,21 +103,38 @@ static int add_needle(wc_countspec_t *s, const char *p, size_t len,
                   lim->max_needles);
     return -EINVAL;
   }
+  if (s->cap == 0) {
+    s->needles = s->needles_in;
+    s->lens = s->lens_in;
+    s->cap = WC_SPEC_INLINE;
+  }
   if (s->n == s->cap) {
-    size_t ncap = s->cap ? s->cap * 2 : 4;
-    char **nn = realloc(s->needles, ncap * sizeof *nn);
-    if (nn == NULL)
+    size_t ncap = s->cap * 2;
+    char **nn = malloc(ncap * sizeof *nn);
+    size_t *nl = malloc(ncap * sizeof *nl);
+    if (nn == NULL || nl == NULL) {
+      free(nn);
+      free(nl);
       goto nomem;
+    }
+    memcpy(nn, s->needles, s->n * sizeof *nn);
+    memcpy(nl, s->lens, s->n * sizeof *nl);
+    if (s->needles != s->needles_in) {
+      free(s->needles);
+      free(s->lens);
+    }
     s->needles = nn;
-    size_t *nl = realloc(s->lens, ncap * sizeof *nl);
-    if (nl == NULL)
-      goto nomem;
     s->lens = nl;
     s->cap = ncap;
   }
-  copy = malloc(len + 1);
-  if (copy == NULL)
-    goto nomem;
+  if (len + 1 <= WC_SPEC_INLINE_BYTES - s->bytes_used) {
+    copy = s->bytes_in + s->bytes_used;
+    s->bytes_used += len + 1;
+  } else {
+    copy = malloc(len + 1);
+    if (copy == NULL)
+      goto nomem;
+  }
   memcpy(copy, p, len);
   copy[len] = '\0';
   s->needles[s->n] = copy;
@@ -363,6 +401,82 @@ static int has_nul(const char *p, size_t len, size_t *at) {
   return 0;
 }
 
+/*
+ * cJSON allocates every node, key and string on its own (about seven
+ * malloc/free pairs for {"text":...,"needle":...}). While wc_reqparse_json
+ * runs, its thread bumps them out of a per-thread arena instead, and the
+ * tree is dropped by resetting the arena: nothing cJSON allocated in it
+ * outlives the call (the text is copied out of it). Outside the call, or
+ * once the arena is full, cJSON's hooks fall through to malloc and free.
+ * Under ASan the unused part of the arena and a gap after each allocation
+ * are poisoned, so overruns are still caught.
+ */
+#define ARENA_SIZE 8192
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define ARENA_GAP 16
+#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_GAP 0
+#define ARENA_POISON(p, n) ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+static _Thread_local struct {
+  _Alignas(16) char buf[ARENA_SIZE];
+  size_t used;
+  int on;          /* inside wc_reqparse_json */
+  unsigned spills; /* allocations that went to malloc during the call */
+} arena;
+
+static int arena_owns(const void *p) {
+  const char *q = p;
+  return q >= arena.buf && q < arena.buf + ARENA_SIZE;
+}
+
+static void *arena_malloc(size_t n) {
+  if (arena.on) {
+    size_t need = ((n + 15) & ~(size_t)15) + ARENA_GAP;
+    if (n <= ARENA_SIZE && need <= ARENA_SIZE - arena.used) {
+      char *p = arena.buf + arena.used;
+      arena.used += need;
+      ARENA_UNPOISON(p, n);
+      return p;
+    }
+    arena.spills++;
+  }
+  return malloc(n);
+}
+
+static void arena_free(void *p) {
+  if (!arena_owns(p))
+    free(p); /* arena blocks go when the arena is reset */
+}
+
+static void arena_hooks(void) {
+  cJSON_Hooks h = {arena_malloc, arena_free};
+  cJSON_InitHooks(&h);
+}
+
+static void arena_begin(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, arena_hooks);
+  arena.used = 0;
+  arena.spills = 0;
+  arena.on = 1;
+  ARENA_POISON(arena.buf, ARENA_SIZE);
+}
+
+/* Frees root (skipped when every node is in the arena) and resets. */
+static void arena_end(cJSON *root) {
+  arena.on = 0;
+  if (arena.spills > 0)
+    cJSON_Delete(root);
+  arena.used = 0;
+  ARENA_POISON(arena.buf, ARENA_SIZE);
+}
+
 static const char *json_type(const cJSON *v) {
   if (cJSON_IsString(v))
     return "a string";
@@ -391,8 +505,10 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
                   "control byte), which is not supported");
     return -EINVAL;
   }
+  arena_begin();
   root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
   if (root == NULL) {
+    arena_end(NULL);
     at = end != NULL && end >= body && end <= body + len ? (size_t)(end - body)
                                                          : 0;
     wc_errors_set(e, WC_E_BAD_JSON,
@@ -477,12 +593,25 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
     if (!cJSON_IsString(it))
       goto wrong_type;
     if (bit == SEEN_TEXT) {
-      /* Take the decoded string from cJSON instead of copying it. */
+      /* Take the decoded string from cJSON instead of copying it, unless
+       * it lives in the arena. */
+      size_t tl = strlen(it->valuestring);
+      char *t = it->valuestring;
+      if (arena_owns(t)) {
+        t = malloc(tl + 1);
+        if (t == NULL) {
+          wc_errors_set(e, WC_E_NO_MEMORY, NULL);
+          rc = -ENOMEM;
+          goto out;
+        }
+        memcpy(t, it->valuestring, tl + 1);
+      } else {
+        it->valuestring = NULL;
+      }
       free(s->text);
-      s->text = it->valuestring;
-      s->text_len = strlen(s->text);
+      s->text = t;
+      s->text_len = tl;
       s->has_text = 1;
-      it->valuestring = NULL;
     } else if (bit == SEEN_NEEDLE) {
       rc = add_needle(s, it->valuestring, strlen(it->valuestring), lim, e);
       if (rc < 0)
@@ -505,7 +634,7 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
   }
   rc = 0;
 out:
-  cJSON_Delete(root);
+  arena_end(root);
   return rc;
 }
 
@@ -678,8 +807,7 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
     wc_reqparse_free(&tmp);
     return 0;
   }
-  wc_reqparse_free(s);
-  *s = tmp;
+  wc_reqparse_move(s, &tmp);
   *vs = a;
   *ve = b;
   return 1;

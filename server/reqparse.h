@@ -19,7 +19,15 @@ typedef struct {
   size_t max_needle_bytes;
 } wc_reqlimits_t;
 
-/* What to count and how. Owns its needles and text. */
+/* Needles a spec holds without allocating, and bytes for their copies. */
+#define WC_SPEC_INLINE 4
+#define WC_SPEC_INLINE_BYTES 64
+
+/*
+ * What to count and how. Owns its needles and text. The first
+ * WC_SPEC_INLINE needles (and their bytes, while they fit) live inside the
+ * struct, so a spec must not be copied with '=': use wc_reqparse_move.
+ */
 typedef struct {
   char **needles; /* distinct needles in the order first given */
   size_t *lens;
@@ -29,10 +37,17 @@ typedef struct {
   char *text;     /* JSON/form text (NUL-terminated), NULL for raw bodies */
   size_t text_len;
   int has_text;
+  char *needles_in[WC_SPEC_INLINE];
+  size_t lens_in[WC_SPEC_INLINE];
+  size_t bytes_used;
+  char bytes_in[WC_SPEC_INLINE_BYTES];
 } wc_countspec_t;
 
 void wc_reqparse_init(wc_countspec_t *s);
 void wc_reqparse_free(wc_countspec_t *s);
+
+/* Frees dst and moves src into it; src is left empty (initialised). */
+void wc_reqparse_move(wc_countspec_t *dst, wc_countspec_t *src);
 
 /* Each returns 0, or a negative errno with e filled (-EINVAL: the request
  * is wrong, e says why; -ENOMEM: out of memory). */
