@@ -109,6 +109,7 @@ typedef struct {
   int set_cached;       /* out_set came from it */
   int slow;             /* skip the fast JSON path */
   int fast;             /* the fast JSON path was taken */
+  int data_borrowed;    /* data is the connection's body_in: never freed */
   size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
   unsigned q_flags;     /* the query string's options, to start over */
   int q_mode;
@@ -198,7 +199,7 @@ static void job_release(job_t *j) {
     free(j->out);
   if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
     block_put(&j->conn->srv->blocks, j->data);
-  else
+  else if (!j->data_borrowed)
     free(j->data);
   free(j->counts);
   free(j->cuts);
@@ -296,7 +297,8 @@ static void parse_work(job_t *j) {
       parse_fast(j)) {
     if (j->ncuts <= 1) {
       /* Counted: neither the body nor the decoded text is needed. */
-      free(j->data);
+      if (!j->data_borrowed)
+        free(j->data);
       j->data = NULL;
       free(j->out);
       j->out = NULL;
@@ -306,7 +308,8 @@ static void parse_work(job_t *j) {
   rc = j->body_type == WC_BODY_JSON
            ? wc_reqparse_json(s, j->data, j->len, &j->lim, &j->err)
            : wc_reqparse_form(s, j->data, j->len, &j->lim, &j->err);
-  free(j->data); /* the body is not needed any more */
+  if (!j->data_borrowed)
+    free(j->data); /* the body is not needed any more */
   j->data = NULL;
   if (rc < 0)
     goto fail;
@@ -731,7 +734,8 @@ void wc_job_reset(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   wc_server_unprivilege(c->srv, c);
   block_put(&c->srv->blocks, ct->block);
-  free(ct->buf);
+  if (ct->buf != c->http.body_in)
+    free(ct->buf);
   free(ct->jbody);
   free(ct->jtext);
   if (ct->held > 0)
@@ -773,18 +777,31 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
   if (ct->err.kind != WC_E_NONE)
     return 0; /* failed already: the body is read and dropped */
   if (ct->body_type != WC_BODY_RAW) {
-    if (ct->buf_len + len > ct->buf_cap) {
-      /* Small first: most bodies are small, and a large first block costs
-       * the allocator a consolidation on every request. */
+    char *in = c->http.body_in;
+    if (ct->buf == NULL && len <= sizeof c->http.body_in) {
+      /* Most bodies are small: the connection's own buffer, no malloc
+       * (and no budget: it is part of the connection). */
+      ct->buf = in;
+      ct->buf_cap = sizeof c->http.body_in;
+    } else if (ct->buf_len + len > ct->buf_cap) {
+      /* Small first: a large first block costs the allocator a
+       * consolidation on every request. */
       size_t ncap = ct->buf_cap ? ct->buf_cap : 512;
+      size_t had = ct->buf == in ? 0 : ct->buf_cap; /* in the budget */
       char *n;
       while (ncap < ct->buf_len + len)
         ncap *= 2;
-      n = realloc(ct->buf, ncap);
+      if (ct->buf == in) {
+        n = malloc(ncap);
+        if (n != NULL)
+          memcpy(n, in, ct->buf_len);
+      } else {
+        n = realloc(ct->buf, ncap);
+      }
       if (n == NULL)
         return -ENOMEM;
-      wc_server_budget_take(srv, ncap - ct->buf_cap, 0);
-      ct->held += ncap - ct->buf_cap;
+      wc_server_budget_take(srv, ncap - had, 0);
+      ct->held += ncap - had;
       ct->buf = n;
       ct->buf_cap = ncap;
     }
@@ -835,7 +852,8 @@ static void run_parse_inline(wc_conn_t *c) {
   j.kind = JOB_PARSE;
   parse_setup(c, &j);
   j.cache = &c->srv->setcache;
-  j.data = ct->buf; /* parse_work frees it */
+  j.data = ct->buf; /* parse_work frees it, unless it is body_in */
+  j.data_borrowed = ct->buf == c->http.body_in;
   j.len = ct->buf_len;
   ct->buf = NULL;
   ct->buf_len = ct->buf_cap = 0;
@@ -863,6 +881,14 @@ int wc_job_end(wc_conn_t *c) {
     run_parse_inline(c);
     ct->final_sent = 1;
   } else {
+    if (ct->buf == c->http.body_in) {
+      /* The job outlives this read: it needs a buffer of its own. */
+      char *copy = malloc(ct->buf_len ? ct->buf_len : 1);
+      if (copy == NULL)
+        return -ENOMEM;
+      memcpy(copy, ct->buf, ct->buf_len);
+      ct->buf = copy;
+    }
     if (queue_parse(c, ct->buf, ct->buf_len, ct->held, 0) < 0)
       return -ENOMEM;
     ct->buf = NULL;
