@@ -226,9 +226,11 @@ int wc_count(const wc_needles_t *set, const void *text, size_t len,
              uint64_t *counts) {
   if (!(set->flags & WC_IGNORE_CASE)) {
     /* The whole text is at hand: one scan, no copy. */
-    uint64_t local[64] = {0}, *until = local;
+    uint64_t local[64], *until = local;
     if (set->n > 64 && !(until = calloc(set->n, sizeof(*until))))
       return -ENOMEM;
+    if (until == local) /* only the entries in use */
+      memset(local, 0, set->n * sizeof(*until));
     wc_scan(set, text, len, true, true, 0, len, 0, until, counts);
     if (until != local)
       free(until);
