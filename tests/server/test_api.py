@@ -683,6 +683,35 @@ def test_large_json_fast_path():
         check_error(r, 400, "invalid_json")
 
 
+def test_many_and_long_needles():
+    """A request's first 4 needles and their first 64 bytes live inside the
+    request (no allocation); more needles, longer ones, and the move of the
+    spec out of the fast JSON path's parse all give the reference counts:
+    small JSON and form bodies (parsed on the event loop, cJSON's nodes in a
+    per-thread arena) and a 300 KB JSON body (the fast path)."""
+    rng = random.Random(SEED + 12)
+    J = [("Content-Type", "application/json")]
+    F = [("Content-Type", "application/x-www-form-urlencoded")]
+    long1, long2 = "L" * 70, "caf\u00e9" * 9
+    vocab = ["is", "it", "caf\u00e9", long1, long2, "a\"b", "x", "y", "z", "\U0001F600", "back\\slash"]
+    for size in (200, 300000):
+        words, n = [], 0
+        while n < size:
+            words.append(rng.choice(vocab))
+            n += len(words[-1]) + 1
+        text = " ".join(words)
+        for k in (1, 3, 4, 5, 8, 11):
+            needles = vocab[:k] if k != 11 else list(reversed(vocab))
+            exp = ref_count(text.encode(), needles)
+            body = json.dumps({"text": text, "needles": needles}).encode()
+            r = request(port(), "POST", "/count", body, J)
+            check_counts(r, exp, len(text.encode()), "json, %d bytes, %d needles" % (len(body), k))
+            if size < 1000:
+                form = urllib.parse.urlencode([("text", text)] + [("needle", x) for x in needles]).encode()
+                r = request(port(), "POST", "/count", form, F)
+                check_counts(r, exp, len(text.encode()), "form, %d needles" % k)
+
+
 def test_needle_set_cache():
     """Each event loop keeps the needle sets of recent requests (4). A set in
     use is never evicted: a big raw body counted slowly with one set while
