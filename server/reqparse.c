@@ -1,8 +1,9 @@
 /*
  * reqparse.c - query, form and JSON parsing for POST /count.
  *
- * All functions are pure (they touch only their arguments) so that they can
- * run in a worker and be unit-tested and fuzzed alone. Rules shared by the
+ * All functions are pure (they touch only their arguments, and a per-thread
+ * scratch arena for cJSON that is empty between calls) so that they can run
+ * in a worker and be unit-tested and fuzzed alone. Rules shared by the
  * three sources: names are case-sensitive; an unknown name, a wrong type or a
  * bad value is an error naming the culprit; "needle" repeats (and "needles"
  * in JSON is an array), other names may appear once per source; needles are
