@@ -63,8 +63,7 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
  * string, parses everything else (with cJSON, as wc_reqparse_json would),
  * checks it with wc_reqparse_finish, and returns 1 with s filled (its text
  * empty) and the inside of the text string at body[*vs..*ve): the caller
- * decodes it with wc_json_unescape, whole or in slices cut right after a
- * ' ' or '\n' byte of it (wc_split), which a JSON escape never contains.
+ * decodes it with wc_json_unescape, whole or in slices from wc_json_cuts.
  * Returns 0, with s untouched, in every other case, including every error:
  * the caller then uses wc_reqparse_json, so that the answer is the same.
  */
@@ -72,12 +71,50 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
                            const wc_reqlimits_t *lim, size_t *vs, size_t *ve);
 
 /*
- * Decodes raw[0..n), the inside of a JSON string or a slice of it as above,
- * into out (room for n bytes: decoding never grows), exactly as cJSON does.
- * Returns 0 with *out_len set, or -1 where wc_reqparse_json fails (a bad
- * escape, a NUL).
+ * Makes the cuts of wc_split (cuts[0..k], k slices of raw[0..n)) safe for
+ * slices of a JSON string decoded separately, in place: a cut with a
+ * backslash in the 12 bytes before it moves on to a later separator (no
+ * escape, not even a bad one, is then read across a cut, and every walker
+ * over the escapes starts each slice in step). Returns the new k.
  */
-int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len);
+size_t wc_json_cuts(const char *raw, size_t n, size_t *cuts, size_t k);
+
+/*
+ * Decodes raw[0..n), the inside of a JSON string or a slice of it as above,
+ * into out (room for n bytes: decoding never grows; out may be raw itself:
+ * every byte is written below the next one read), exactly as cJSON does.
+ * Returns 0 with *out_len set, or -1 where wc_reqparse_json fails (a bad
+ * escape, a NUL) with *fail_at set to where the failing escape or NUL
+ * starts; raw[*fail_at..n) is then still unchanged.
+ */
+int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
+                     size_t *fail_at);
+
+/*
+ * Why a JSON text failed to decode, gathered slice by slice (in any order)
+ * from each failing slice's fail_at on, so that the body itself is not
+ * needed any more: wc_json_bad_error then gives the error wc_reqparse_json
+ * gives for the whole body. Positions are byte offsets in the body.
+ */
+typedef struct {
+  int raw_nul;  /* a raw NUL byte */
+  size_t zh;    /* first \u escape without 4 hex digits or \u0000 */
+  int zh_nul;   /* ... and it is \u0000 */
+  size_t fatal; /* first escape cJSON rejects */
+} wc_jbad_t;
+
+void wc_jbad_init(wc_jbad_t *b);
+
+/* Adds what raw[from..n) shows (unchanged bytes; raw[0] is at body offset
+ * base) to b. */
+void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
+                 size_t base);
+
+/* Merges a into b. */
+void wc_jbad_merge(wc_jbad_t *b, const wc_jbad_t *a);
+
+/* Sets e to wc_reqparse_json's error for the body. */
+void wc_jbad_error(const wc_jbad_t *b, wc_error_t *e);
 
 /* Checks that the request is complete (a needle; text for JSON/form). */
 int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e);
