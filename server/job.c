@@ -86,11 +86,13 @@ typedef struct {
   int finish;              /* JOB_STREAM: the text ends here */
   char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
   size_t len;
-  const char *text; /* JOB_SLICE: into spec.text, JOB_JSLICE: into the
-                       raw body; shared, read-only */
-  char *out;        /* JOB_JSLICE: its part of the decoded text (shared
-                       buffer, disjoint parts); JOB_PARSE fast: owned */
+  const char *text; /* JOB_SLICE: into spec.text; shared, read-only */
+  char *out;        /* JOB_JSLICE: its slice of the raw body, decoded in
+                       place (slices are disjoint) */
   size_t out_len;   /* decoded bytes */
+  size_t base;      /* JOB_JSLICE: body offset of out[0] */
+  int bad_json;     /* JOB_JSLICE: the slice did not decode: see bad */
+  wc_jbad_t bad;
   uint64_t held;    /* budget bytes released when done */
   size_t n;
   uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
@@ -107,7 +109,6 @@ typedef struct {
   wc_error_t err;
   wc_setcache_t *cache; /* JOB_PARSE run inline: the loop's set cache */
   int set_cached;       /* out_set came from it */
-  int slow;             /* skip the fast JSON path */
   int fast;             /* the fast JSON path was taken */
   int data_borrowed;    /* data is the connection's body_in: never freed */
   size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
@@ -195,8 +196,6 @@ static void block_put(wc_blockpool_t *bp, char *b);
 /* Loop thread: frees what the job still owns (not the job itself, which
  * may live on the stack: run_parse_inline). */
 static void job_release(job_t *j) {
-  if (j->kind == JOB_PARSE)
-    free(j->out);
   if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
     block_put(&j->conn->srv->blocks, j->data);
   else if (!j->data_borrowed)
@@ -240,7 +239,7 @@ static void spec_restart(wc_countspec_t *s, unsigned flags, int mode) {
 
 /*
  * Worker thread: the fast JSON path (see reqparse.h). Returns 1 when taken:
- * counted here, or split (j->ncuts > 1: the loop queues one JOB_JSLICE per
+ * counted here (or answered with an error in j->err, j->rc < 0), or split (j->ncuts > 1: the loop queues one JOB_JSLICE per
  * slice, which decodes and counts it); 0 with nothing changed otherwise.
  */
 static int parse_fast(job_t *j) {
@@ -253,8 +252,7 @@ static int parse_fast(job_t *j) {
     goto undo;
   j->n = s->n;
   j->counts = calloc(s->n, sizeof *j->counts);
-  j->out = malloc(ve - vs + 1);
-  if (j->counts == NULL || j->out == NULL)
+  if (j->counts == NULL)
     goto undo;
   j->vs = vs;
   j->ve = ve;
@@ -265,21 +263,32 @@ static int parse_fast(job_t *j) {
     j->cuts = malloc((k + 1) * sizeof *j->cuts);
     if (j->cuts != NULL) {
       j->ncuts = wc_split(j->data + vs, ve - vs, k, j->cuts);
+      j->ncuts = wc_json_cuts(j->data + vs, ve - vs, j->cuts, j->ncuts);
       if (j->ncuts > 1)
         return 1;
     }
   }
   j->ncuts = 0;
-  if (wc_json_unescape(j->data + vs, ve - vs, j->out, &j->out_len) == 0 &&
-      wc_count(j->out_set, j->out, j->out_len, j->counts) == 0)
-    return 1;
+  /* Decoded in place: from here the body is no longer the client's, so a
+   * bad escape is answered from what the decoder saw (wc_jbad_t), exactly
+   * as cJSON would answer it. */
+  if (wc_json_unescape(j->data + vs, ve - vs, j->data + vs, &j->out_len,
+                       &idx) < 0) {
+    wc_jbad_t b;
+    wc_jbad_init(&b);
+    wc_jbad_add(&b, j->data + vs, ve - vs, idx, vs);
+    wc_jbad_error(&b, &j->err);
+    j->rc = -EINVAL;
+  } else if (wc_count(j->out_set, j->data + vs, j->out_len, j->counts) < 0) {
+    wc_errors_set(&j->err, WC_E_NO_MEMORY, NULL);
+    j->rc = -ENOMEM;
+  }
+  return 1;
 undo:
   wc_needles_free(j->out_set);
   j->out_set = NULL;
   free(j->counts);
   j->counts = NULL;
-  free(j->out);
-  j->out = NULL;
   free(j->cuts);
   j->cuts = NULL;
   j->ncuts = 0;
@@ -293,15 +302,13 @@ static void parse_work(job_t *j) {
   wc_countspec_t *s = j->spec;
   size_t idx = 0;
   int rc;
-  if (j->body_type == WC_BODY_JSON && !j->slow && j->len >= FAST_JSON_MIN &&
+  if (j->body_type == WC_BODY_JSON && j->len >= FAST_JSON_MIN &&
       parse_fast(j)) {
     if (j->ncuts <= 1) {
-      /* Counted: neither the body nor the decoded text is needed. */
+      /* Counted (or failed): the body is not needed any more. */
       if (!j->data_borrowed)
         free(j->data);
       j->data = NULL;
-      free(j->out);
-      j->out = NULL;
     }
     return;
   }
@@ -364,11 +371,18 @@ static void on_work(uv_work_t *w) {
   case JOB_SLICE:
     j->rc = wc_count(j->set, j->text, j->len, j->counts);
     break;
-  case JOB_JSLICE:
-    j->rc = wc_json_unescape(j->text, j->len, j->out, &j->out_len);
-    if (j->rc == 0)
+  case JOB_JSLICE: {
+    size_t at = 0;
+    if (wc_json_unescape(j->out, j->len, j->out, &j->out_len, &at) < 0) {
+      wc_jbad_init(&j->bad);
+      wc_jbad_add(&j->bad, j->out, j->len, at, j->base);
+      j->bad_json = 1;
+      j->rc = -EINVAL;
+    } else {
       j->rc = wc_count(j->set, j->out, j->out_len, j->counts);
+    }
     break;
+  }
   case JOB_STREAM:
     j->rc = j->len > 0 ? wc_stream_feed(j->stream, j->data, j->len) : 0;
     if (j->rc == 0 && j->finish)
@@ -575,17 +589,14 @@ static void parse_done(wc_conn_t *c, job_t *j) {
   j->counts = NULL;
   ct->bytes = ct->spec.text_len;
   if (j->fast) {
-    /* The decoded text, and the raw body while slices decode it, stay
-     * with the request (and in its budget) until it ends. */
-    ct->jtext = j->out;
-    j->out = NULL;
     ct->bytes = j->out_len;
     if (j->ncuts > 1) {
+      /* The body, which the slices decode in place, stays with the
+       * request (and in its budget) until it ends. */
       ct->jbody = j->data;
       ct->jbody_len = j->len;
       j->data = NULL;
-      ct->held += j->held + (j->ve - j->vs + 1);
-      wc_server_budget_take(c->srv, j->ve - j->vs + 1, 0);
+      ct->held += j->held;
       j->held = 0;
     }
   }
@@ -598,8 +609,8 @@ static void parse_done(wc_conn_t *c, job_t *j) {
     s->set = ct->set;
     s->len = j->cuts[i + 1] - j->cuts[i];
     if (j->fast) {
-      s->text = ct->jbody + j->vs + j->cuts[i];
-      s->out = ct->jtext + j->cuts[i];
+      s->out = ct->jbody + j->vs + j->cuts[i];
+      s->base = j->vs + j->cuts[i];
     } else {
       s->text = ct->spec.text + j->cuts[i];
     }
@@ -627,13 +638,12 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
 
 /* Queues the parse job of a JSON or form body (data: owned, held: its
  * budget bytes). 0, or -ENOMEM with nothing taken. */
-static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
-                       int slow) {
+static int queue_parse(wc_conn_t *c, char *data, size_t len,
+                       uint64_t held) {
   job_t *j = job_new(c, JOB_PARSE, 0);
   if (j == NULL)
     return -ENOMEM;
   parse_setup(c, j);
-  j->slow = slow;
   j->data = data;
   j->len = len;
   j->held = held;
@@ -642,26 +652,6 @@ static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held,
     job_free(j);
     return -ENOMEM;
   }
-  return 0;
-}
-
-/* A slice of the fast JSON path failed: parse the whole body with cJSON,
- * which gives the exact answer (an error, most likely). */
-static int retry_slow(wc_conn_t *c) {
-  wc_count_t *ct = &c->http.count;
-  ct->jfail = 0;
-  set_release(&c->srv->setcache, ct->set, ct->set_cached);
-  ct->set = NULL;
-  free(ct->counts);
-  ct->counts = NULL;
-  free(ct->jtext);
-  ct->jtext = NULL;
-  ct->bytes = 0;
-  spec_restart(&ct->spec, ct->q_flags, ct->q_mode);
-  if (queue_parse(c, ct->jbody, ct->jbody_len, ct->held, 1) < 0)
-    return -ENOMEM;
-  ct->jbody = NULL;
-  ct->held = 0;
   return 0;
 }
 
@@ -688,8 +678,13 @@ static void on_after_work(uv_work_t *w, int status) {
     held = j->held; /* 0 when the body stayed with the request */
     break;
   case JOB_JSLICE:
-    if (j->rc < 0) {
-      ct->jfail = 1; /* a bad escape (or no memory): start over slowly */
+    if (j->bad_json) {
+      if (!ct->jfail)
+        wc_jbad_init(&ct->jbad);
+      ct->jfail = 1;
+      wc_jbad_merge(&ct->jbad, &j->bad);
+    } else if (j->rc < 0) {
+      fail(ct, WC_E_NO_MEMORY);
     } else {
       add_counts(ct, j->counts);
       ct->bytes += j->out_len;
@@ -709,9 +704,8 @@ static void on_after_work(uv_work_t *w, int status) {
     break;
   }
   job_free(j);
-  if (ct->jfail && ct->inflight == 0 && ct->err.kind == WC_E_NONE &&
-      retry_slow(c) < 0)
-    fail(ct, WC_E_NO_MEMORY);
+  if (ct->jfail && ct->inflight == 0 && ct->err.kind == WC_E_NONE)
+    wc_jbad_error(&ct->jbad, &ct->err); /* every slice is back */
   if (ct->body_type == WC_BODY_RAW && dispatch(c) < 0)
     fail(ct, WC_E_NO_MEMORY);
   if ((c->pause & WC_PAUSE_JOBS) &&
@@ -737,7 +731,6 @@ void wc_job_reset(wc_conn_t *c) {
   if (ct->buf != c->http.body_in)
     free(ct->buf);
   free(ct->jbody);
-  free(ct->jtext);
   if (ct->held > 0)
     wc_server_budget_give(c->srv, ct->held, 0);
   wc_stream_free(ct->stream);
@@ -889,7 +882,7 @@ int wc_job_end(wc_conn_t *c) {
       memcpy(copy, ct->buf, ct->buf_len);
       ct->buf = copy;
     }
-    if (queue_parse(c, ct->buf, ct->buf_len, ct->held, 0) < 0)
+    if (queue_parse(c, ct->buf, ct->buf_len, ct->held) < 0)
       return -ENOMEM;
     ct->buf = NULL;
     ct->buf_len = ct->buf_cap = 0;

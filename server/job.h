@@ -75,11 +75,12 @@ typedef struct {
   /* JSON and form bodies */
   char *buf;
   size_t buf_len, buf_cap;
-  /* the fast JSON path (job.c): the raw body while slices decode it, the
-   * decoded text, a slice that failed; the query's options */
-  char *jbody, *jtext;
+  /* the fast JSON path (job.c): the body while slices decode it in place;
+   * why slices failed; the query's options */
+  char *jbody;
   size_t jbody_len;
   int jfail;
+  wc_jbad_t jbad;
   unsigned q_flags;
   int q_mode;
   uint64_t held;  /* budget bytes this request holds */
