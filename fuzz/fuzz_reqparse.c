@@ -175,17 +175,20 @@ static void check_urlencoded(const wc_countspec_t *s, size_t n0, const char *q,
 
 /*
  * The fast JSON path against cJSON's: whenever wc_reqparse_json_split takes
- * a body, decoding its text (whole, and in wc_split slices decoded one by
- * one) succeeds exactly when wc_reqparse_json (+ finish) does, and then the
- * text, needles and options are the same.
+ * a body, decoding its text in place (whole, and in wc_split slices made
+ * safe by wc_json_cuts, decoded one by one in reverse order) succeeds
+ * exactly when wc_reqparse_json (+ finish) does; then the text, needles and
+ * options are the same, and otherwise wc_jbad_error, from what the failing
+ * decodes saw, gives wc_reqparse_json's error message byte for byte.
  */
 static void check_json_fast(const wc_countspec_t *q, const char *body,
                             size_t blen, const wc_reqlimits_t *lim,
                             const uint8_t *in, size_t len) {
   wc_countspec_t a, b;
-  wc_error_t e;
-  size_t vs = 0, ve = 0, olen = 0, slen = 0, cuts[5], k;
-  char *out, *out2;
+  wc_error_t e, ew, es;
+  wc_jbad_t bw, bs;
+  size_t vs = 0, ve = 0, olen = 0, slen = 0, cuts[5], k, at = 0;
+  char *whole, *sliced, *out2;
   int ra, ru, rs = 0;
   wc_reqparse_init(&a);
   wc_reqparse_init(&b);
@@ -201,25 +204,59 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
   ra = wc_reqparse_json(&a, body, blen, lim, &e);
   if (ra == 0)
     ra = wc_reqparse_finish(&a, WC_BODY_JSON, &e);
-  out = malloc(ve - vs + 1);
+  whole = malloc(blen + 1);
+  sliced = malloc(blen + 1);
   out2 = malloc(ve - vs + 1);
-  if (out == NULL || out2 == NULL)
+  if (whole == NULL || sliced == NULL || out2 == NULL)
     abort();
-  ru = wc_json_unescape(body + vs, ve - vs, out, &olen);
-  k = wc_split(body + vs, ve - vs, 4, cuts);
-  for (size_t i = 0; i < k && rs == 0; i++) {
-    size_t n = 0;
-    rs = wc_json_unescape(body + vs + cuts[i], cuts[i + 1] - cuts[i],
-                          out2 + slen, &n);
-    slen += n;
+  memcpy(whole, body, blen);
+  memcpy(sliced, body, blen);
+  wc_jbad_init(&bw);
+  wc_jbad_init(&bs);
+  ru = wc_json_unescape(whole + vs, ve - vs, whole + vs, &olen, &at);
+  if (ru < 0) {
+    if (at >= ve - vs ||
+        memcmp(whole + vs + at, body + vs + at, ve - vs - at) != 0)
+      die("json unescape: bytes from fail_at on were changed", in, len);
+    wc_jbad_add(&bw, whole + vs, ve - vs, at, vs);
   }
+  k = wc_split(body + vs, ve - vs, 4, cuts);
+  k = wc_json_cuts(body + vs, ve - vs, cuts, k);
+  if (k < 1 || cuts[0] != 0 || cuts[k] != ve - vs)
+    die("json cuts: bad bounds", in, len);
+  for (size_t i = 0; i < k; i++) {
+    if (cuts[i] >= cuts[i + 1] && ve > vs)
+      die("json cuts: not increasing", in, len);
+    for (size_t c = cuts[i + 1] > 12 ? cuts[i + 1] - 12 : 0;
+         i + 1 < k && c < cuts[i + 1]; c++)
+      if (body[vs + c] == '\\')
+        die("json cuts: a backslash within 12 bytes before a cut", in, len);
+  }
+  for (size_t i = k; i-- > 0;) { /* any order: slices are independent */
+    size_t n = 0, sat = 0;
+    char *p = sliced + vs + cuts[i];
+    if (wc_json_unescape(p, cuts[i + 1] - cuts[i], p, &n, &sat) < 0) {
+      wc_jbad_add(&bs, p, cuts[i + 1] - cuts[i], sat, vs + cuts[i]);
+      rs = -1;
+    }
+  }
+  if (rs == 0)
+    for (size_t i = 0; i < k; i++) {
+      size_t n = 0;
+      (void)wc_json_unescape(body + vs + cuts[i], cuts[i + 1] - cuts[i],
+                             out2 + slen, &n, &at);
+      /* the slice decoded in place sits at the start of its span */
+      if (memcmp(out2 + slen, sliced + vs + cuts[i], n) != 0)
+        die("json unescape: in place differs from a copy", in, len);
+      slen += n;
+    }
   if ((ru == 0) != (rs == 0) ||
-      (ru == 0 && (olen != slen || memcmp(out, out2, olen) != 0)))
+      (ru == 0 && (olen != slen || memcmp(whole + vs, out2, olen) != 0)))
     die("json unescape: slices differ from the whole", in, len);
   if ((ru == 0) != (ra == 0))
     die("json fast path and cJSON disagree on success", in, len);
   if (ru == 0) {
-    if (a.text_len != olen || memcmp(a.text, out, olen) != 0)
+    if (a.text_len != olen || memcmp(a.text, whole + vs, olen) != 0)
       die("json fast path: text differs from cJSON's", in, len);
     if (a.n != b.n || a.flags != b.flags || a.mode != b.mode)
       die("json fast path: options differ", in, len);
@@ -227,8 +264,18 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
       if (a.lens[i] != b.lens[i] ||
           memcmp(a.needles[i], b.needles[i], a.lens[i]) != 0)
         die("json fast path: needles differ", in, len);
+  } else {
+    memset(&ew, 0, sizeof ew);
+    memset(&es, 0, sizeof es);
+    wc_jbad_error(&bw, &ew);
+    wc_jbad_error(&bs, &es);
+    if (ew.kind != e.kind || strcmp(ew.msg, e.msg) != 0)
+      die("json fast path: error (whole) differs from cJSON's", in, len);
+    if (es.kind != e.kind || strcmp(es.msg, e.msg) != 0)
+      die("json fast path: error (slices) differs from cJSON's", in, len);
   }
-  free(out);
+  free(whole);
+  free(sliced);
   free(out2);
   wc_reqparse_free(&a);
   wc_reqparse_free(&b);
