@@ -672,6 +672,23 @@ def test_large_json_fast_path():
             body = (good[:cut] + bad + good[cut:]).replace('"needle"', '"mode": "parallel", "needle"', 1)
             r = request(s.port, "POST", "/count", body.encode(), J)
             check_error(r, 400, "invalid_json", mentions=("NUL",))
+        # two bad escapes far apart (in different slices with mode=parallel,
+        # decoded in place): the answer is still cJSON's, which looks for
+        # NULs first (a \u0000 anywhere before a bad \u wins), then fails
+        # at the first escape it rejects (\q), then reports a bad \u
+        early = good.index(" ", start + (len(good) - start) // 8) + 1
+        for a, b, want in [("\\uZZZZ", "\\q", "b"), ("\\q", "\\u0000", "NUL"),
+                           ("\\uZZZZ", "\\u0000", "a"), ("\\u0000", "\\uZZZZ", "NUL"),
+                           ("\\q", "\\udc00", "a"), ("\\ud800 ", "\\uZZZZ", "a")]:
+            for mode in ["sequential", "parallel"]:
+                body = good[:early] + a + good[early:cut] + b + good[cut:]
+                pa, pb = early, cut + len(a)
+                body = body.replace('"needle"', '"mode": "%s", "needle"' % mode, 1)
+                r = request(s.port, "POST", "/count", body.encode(), J)
+                if want == "NUL":
+                    check_error(r, 400, "invalid_json", mentions=("NUL",))
+                else:
+                    check_error(r, 400, "invalid_json", mentions=("near byte %d" % (pa if want == "a" else pb),))
         # the fast path steps aside: escaped key, two texts, errors in the rest
         r = request(s.port, "POST", "/count", good.replace('"text"', '"te\\u0078t"', 1).encode(), J)
         check_counts(r, ref_count(text.encode(), ["is"]), len(text.encode()), "escaped key")
