@@ -52,6 +52,8 @@
 #include "job.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -764,6 +766,31 @@ int wc_job_begin_raw(wc_conn_t *c) {
   return 0;
 }
 
+/*
+ * A large JSON or form body is faulted in 2 MiB at a time with
+ * MADV_POPULATE_WRITE instead of one page fault per 4 KiB as the copy
+ * touches it (85.8 MB: 21,000 faults, most of the time spent receiving it).
+ * Best effort: without the advice (Linux < 5.14) the copy faults as before.
+ */
+#define PREFAULT_MIN (1u << 20)
+#define PREFAULT_STEP (2u << 20)
+
+static void prefault(wc_count_t *ct, size_t need) {
+#ifdef MADV_POPULATE_WRITE
+  size_t to = need + PREFAULT_STEP < ct->buf_cap ? need + PREFAULT_STEP
+                                                 : ct->buf_cap;
+  uintptr_t a = (uintptr_t)(ct->buf + ct->buf_faulted) & ~(uintptr_t)4095;
+  uintptr_t b = (uintptr_t)(ct->buf + to) & ~(uintptr_t)4095;
+  if (b > a)
+    (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+  ct->buf_faulted = (size_t)((char *)b - ct->buf);
+#else
+  ct->buf_faulted = need;
+#endif
+  if (ct->buf_faulted < need)
+    ct->buf_faulted = need;
+}
+
 int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
   wc_count_t *ct = &c->http.count;
   wc_server_t *srv = c->srv;
@@ -798,6 +825,8 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
       ct->buf = n;
       ct->buf_cap = ncap;
     }
+    if (ct->buf_len + len > ct->buf_faulted && ct->buf_cap >= PREFAULT_MIN)
+      prefault(ct, ct->buf_len + len);
     memcpy(ct->buf + ct->buf_len, p, len);
     ct->buf_len += len;
   } else {

@@ -75,6 +75,7 @@ typedef struct {
   /* JSON and form bodies */
   char *buf;
   size_t buf_len, buf_cap;
+  size_t buf_faulted; /* buf[0..buf_faulted) is known to be mapped */
   /* the fast JSON path (job.c): the body while slices decode it in place;
    * why slices failed; the query's options */
   char *jbody;
