@@ -911,17 +911,33 @@ fail:
   return -1;
 }
 
+/*
+ * One forward pass per cut, never over bytes an earlier cut has passed, so
+ * the whole is linear in n whatever the text holds (moving from separator
+ * to separator with wc_next_cut was quadratic on a text of "\\n" + LF
+ * lines without a space).
+ */
 size_t wc_json_cuts(const char *raw, size_t n, size_t *cuts, size_t k) {
   size_t m = 0, last = 0;
   for (size_t i = 1; i < k; i++) {
-    size_t c = cuts[i] > last ? cuts[i] : last;
-    while (c < n) {
-      size_t from = c - last > 12 ? c - 12 : last;
-      if (memchr(raw + from, '\\', c - from) == NULL)
-        break;
-      c = wc_next_cut(raw, n, c + 1);
+    size_t c = cuts[i] > last ? cuts[i] : last, lb = SIZE_MAX;
+    if (c == 0)
+      continue;
+    /* the last backslash in the 12 bytes before c (after the last cut) */
+    for (size_t j = c - last > 12 ? c - 12 : last; j < c; j++)
+      if (raw[j] == '\\')
+        lb = j;
+    /* the first c at or after cuts[i] right after a separator, with no
+     * backslash in the 12 bytes before it */
+    while (c < n && !((raw[c - 1] == ' ' || raw[c - 1] == '\n') &&
+                      (lb == SIZE_MAX || c - lb > 12))) {
+      if (raw[c] == '\\')
+        lb = c;
+      c++;
     }
-    if (c > last && c < n)
+    if (c >= n)
+      break; /* no room for another slice */
+    if (c > last)
       cuts[++m] = last = c;
   }
   cuts[0] = 0;
@@ -968,7 +984,10 @@ void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
   for (q = raw + from; q < end && (q = memchr(q, '\\', (size_t)(end - q)));) {
     int bad = 0, cp, lo;
     if (q + 1 >= end) {
-      bad = 1;
+      /* Only at the end of the text, reached out of step after a bad \\u
+       * took six bytes: cJSON reads the closing quote as the escaped
+       * character and the string ends there. */
+      break;
     } else if (strchr("bfnrt\"\\/", q[1]) != NULL && q[1] != '\0') {
       q += 2;
       continue;
