@@ -706,8 +706,8 @@ static void on_after_work(uv_work_t *w, int status) {
     break;
   }
   job_free(j);
-  if (ct->jfail && ct->inflight == 0 && ct->err.kind == WC_E_NONE)
-    wc_jbad_error(&ct->jbad, &ct->err); /* every slice is back */
+  if (ct->jfail && ct->inflight == 0) /* every slice is back: cJSON's */
+    wc_jbad_error(&ct->jbad, &ct->err); /* error, even over a no-memory */
   if (ct->body_type == WC_BODY_RAW && dispatch(c) < 0)
     fail(ct, WC_E_NO_MEMORY);
   if ((c->pause & WC_PAUSE_JOBS) &&
