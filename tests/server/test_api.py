@@ -689,6 +689,18 @@ def test_large_json_fast_path():
                     check_error(r, 400, "invalid_json", mentions=("NUL",))
                 else:
                     check_error(r, 400, "invalid_json", mentions=("near byte %d" % (pa if want == "a" else pb),))
+        # a bad \\u right before the end: cJSON takes it as six bytes, reads
+        # the text's last backslash as escaping the closing quote, and
+        # accepts the string; the answer names the bad \\u
+        tail = "a" * 70000 + "\\uxyz\\\\"
+        body = '{"needle": "a", "mode": "parallel", "text": "%s"}' % tail
+        r = request(s.port, "POST", "/count", body.encode(), J)
+        check_error(r, 400, "invalid_json", mentions=("near byte %d" % body.index("\\uxyz"),))
+        # a text of "\\n" + LF lines without a space: no slice cut is safe,
+        # found in one pass (moving from separator to separator was quadratic)
+        body = ('{"needle": "a", "mode": "parallel", "text": "%s"}' % ("a\\n\n" * 400000)).encode()
+        r = request(s.port, "POST", "/count", body, J, timeout=30 * w.SLOW)
+        check_counts(r, {"a": 400000}, 400000 * 3, "no safe cut")
         # the fast path steps aside: escaped key, two texts, errors in the rest
         r = request(s.port, "POST", "/count", good.replace('"text"', '"te\\u0078t"', 1).encode(), J)
         check_counts(r, ref_count(text.encode(), ["is"]), len(text.encode()), "escaped key")
