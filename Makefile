@@ -116,7 +116,12 @@ $(B)/wordcount-server: $(SERVER_OBJS) $(LLHTTP_OBJS) $(LIB)
 $(B)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_OURS) -Itests/unit -c $< -o $@
+	$(Q)$(CC) $(CFLAGS_OURS) -Itests/unit -Iserver -c $< -o $@
+
+# The JSON fast-path test also links the server's request parser and cJSON.
+$(B)/tests/test_jsonfast: $(B)/tests/unit/test_jsonfast.o $(B)/server/reqparse.o $(B)/server/errors.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(PKG_LIBS) -lm
 
 $(B)/tests/test_%: $(B)/tests/unit/test_%.o $(TEST_SUPPORT_OBJS:$(B)/tests/%=$(B)/tests/%) $(LIB)
 	@$(if $(Q),echo "  LD      $@")
