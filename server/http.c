@@ -29,8 +29,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stddef.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

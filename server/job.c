@@ -53,9 +53,9 @@
 
 #include <errno.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <uv.h>
 
 #include "conn.h"
@@ -95,7 +95,7 @@ typedef struct {
   size_t base;      /* JOB_JSLICE: body offset of out[0] */
   int bad_json;     /* JOB_JSLICE: the slice did not decode: see bad */
   wc_jbad_t bad;
-  uint64_t held;    /* budget bytes released when done */
+  uint64_t held; /* budget bytes released when done */
   size_t n;
   uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
   int rc;
@@ -241,8 +241,9 @@ static void spec_restart(wc_countspec_t *s, unsigned flags, int mode) {
 
 /*
  * Worker thread: the fast JSON path (see reqparse.h). Returns 1 when taken:
- * counted here (or answered with an error in j->err, j->rc < 0), or split (j->ncuts > 1: the loop queues one JOB_JSLICE per
- * slice, which decodes and counts it); 0 with nothing changed otherwise.
+ * counted here (or answered with an error in j->err, j->rc < 0), or split
+ * (j->ncuts > 1: the loop queues one JOB_JSLICE per slice, which decodes and
+ * counts it); 0 with nothing changed otherwise.
  */
 static int parse_fast(job_t *j) {
   wc_countspec_t *s = j->spec;
@@ -274,8 +275,8 @@ static int parse_fast(job_t *j) {
   /* Decoded in place: from here the body is no longer the client's, so a
    * bad escape is answered from what the decoder saw (wc_jbad_t), exactly
    * as cJSON would answer it. */
-  if (wc_json_unescape(j->data + vs, ve - vs, j->data + vs, &j->out_len,
-                       &idx) < 0) {
+  if (wc_json_unescape(j->data + vs, ve - vs, j->data + vs, &j->out_len, &idx) <
+      0) {
     wc_jbad_t b;
     wc_jbad_init(&b);
     wc_jbad_add(&b, j->data + vs, ve - vs, idx, vs);
@@ -640,8 +641,7 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
 
 /* Queues the parse job of a JSON or form body (data: owned, held: its
  * budget bytes). 0, or -ENOMEM with nothing taken. */
-static int queue_parse(wc_conn_t *c, char *data, size_t len,
-                       uint64_t held) {
+static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held) {
   job_t *j = job_new(c, JOB_PARSE, 0);
   if (j == NULL)
     return -ENOMEM;
@@ -706,7 +706,7 @@ static void on_after_work(uv_work_t *w, int status) {
     break;
   }
   job_free(j);
-  if (ct->jfail && ct->inflight == 0) /* every slice is back: cJSON's */
+  if (ct->jfail && ct->inflight == 0)   /* every slice is back: cJSON's */
     wc_jbad_error(&ct->jbad, &ct->err); /* error, even over a no-memory */
   if (ct->body_type == WC_BODY_RAW && dispatch(c) < 0)
     fail(ct, WC_E_NO_MEMORY);
@@ -777,8 +777,8 @@ int wc_job_begin_raw(wc_conn_t *c) {
 
 static void prefault(wc_count_t *ct, size_t need) {
 #ifdef MADV_POPULATE_WRITE
-  size_t to = need + PREFAULT_STEP < ct->buf_cap ? need + PREFAULT_STEP
-                                                 : ct->buf_cap;
+  size_t to =
+      need + PREFAULT_STEP < ct->buf_cap ? need + PREFAULT_STEP : ct->buf_cap;
   uintptr_t a = (uintptr_t)(ct->buf + ct->buf_faulted) & ~(uintptr_t)4095;
   uintptr_t b = (uintptr_t)(ct->buf + to) & ~(uintptr_t)4095;
   if (b > a)

@@ -480,7 +480,7 @@ static void arena_end(cJSON *root) {
 }
 
 #define NUL_MSG                                                                \
-  "the JSON body contains a NUL character (\\u0000 or a raw control byte), " \
+  "the JSON body contains a NUL character (\\u0000 or a raw control byte), "   \
   "which is not supported"
 
 static const char *json_type(const cJSON *v) {
