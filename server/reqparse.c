@@ -375,10 +375,10 @@ static int hexval4(const char *p) {
 }
 
 /*
- * Returns 1 for a NUL (raw or \u0000), else 2 with *at set for the first \u
- * escape without four hex digits (cJSON reads those as 0, a NUL again: it
- * is reported once cJSON has accepted the body), else 0. memchr does the
- * walking: this runs over every JSON body.
+ * Returns 1 for a NUL (raw, or \u0000 with *at set where it starts), else 2
+ * with *at set for the first \u escape without four hex digits (cJSON reads
+ * those as 0, a NUL again: it is reported once cJSON has accepted the body),
+ * else 0. memchr does the walking: this runs over every JSON body.
  */
 static int has_nul(const char *p, size_t len, size_t *at) {
   const char *q = p, *end = p + len;
@@ -389,11 +389,9 @@ static int has_nul(const char *p, size_t len, size_t *at) {
   while ((q = memchr(q, '\\', (size_t)(end - q))) != NULL) {
     if (q + 1 < end && q[1] == 'u') {
       int v = end - q >= 6 ? hexval4(q + 2) : -1;
-      if (v == 0)
-        return 1;
-      if (v < 0) {
+      if (v <= 0) {
         *at = (size_t)(q - p);
-        return 2;
+        return v == 0 ? 1 : 2;
       }
     }
     q += 2; /* skip the escaped character (maybe another backslash) */
@@ -963,23 +961,18 @@ void wc_jbad_init(wc_jbad_t *b) {
 void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
                  size_t base) {
   const char *q, *end = raw + n;
+  size_t at = 0;
+  int nul;
   if (from >= n)
     return;
-  if (memchr(raw + from, '\0', n - from) != NULL)
-    b->raw_nul = 1;
-  for (q = raw + from; q < end && (q = memchr(q, '\\', (size_t)(end - q)));) {
-    if (q + 1 < end && q[1] == 'u') {
-      int v = end - q >= 6 ? hexval4(q + 2) : -1;
-      if (v <= 0) {
-        size_t at = base + (size_t)(q - raw);
-        if (at < b->zh) {
-          b->zh = at;
-          b->zh_nul = v == 0;
-        }
-        break;
-      }
-    }
-    q += 2;
+  if (memchr(raw + from, '\0', n - from) != NULL) {
+    b->raw_nul = 1; /* the answer whatever else the text holds */
+    return;
+  }
+  nul = has_nul(raw + from, n - from, &at);
+  if (nul != 0 && base + from + at < b->zh) {
+    b->zh = base + from + at;
+    b->zh_nul = nul == 1;
   }
   for (q = raw + from; q < end && (q = memchr(q, '\\', (size_t)(end - q)));) {
     int bad = 0, cp, lo;
@@ -1010,7 +1003,7 @@ void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
         q += 6;
     }
     if (bad) {
-      size_t at = base + (size_t)(q - raw);
+      at = base + (size_t)(q - raw);
       if (at < b->fatal)
         b->fatal = at;
       break;

@@ -93,7 +93,7 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
 /*
  * Why a JSON text failed to decode, gathered slice by slice (in any order)
  * from each failing slice's fail_at on, so that the body itself is not
- * needed any more: wc_json_bad_error then gives the error wc_reqparse_json
+ * needed any more: wc_jbad_error then gives the error wc_reqparse_json
  * gives for the whole body. Positions are byte offsets in the body.
  */
 typedef struct {
