@@ -93,9 +93,8 @@ typedef struct {
                        place (slices are disjoint) */
   size_t out_len;   /* decoded bytes */
   size_t base;      /* JOB_JSLICE: body offset of out[0] */
-  int bad_json;     /* JOB_JSLICE: the slice did not decode: see bad */
-  wc_jbad_t bad;
-  uint64_t held; /* budget bytes released when done */
+  wc_jbad_t bad;    /* JOB_JSLICE, rc -EINVAL: why it did not decode */
+  uint64_t held;    /* budget bytes released when done */
   size_t n;
   uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
   int rc;
@@ -112,7 +111,6 @@ typedef struct {
   wc_setcache_t *cache; /* JOB_PARSE run inline: the loop's set cache */
   int set_cached;       /* out_set came from it */
   int fast;             /* the fast JSON path was taken */
-  int data_borrowed;    /* data is the connection's body_in: never freed */
   size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
   unsigned q_flags;     /* the query string's options, to start over */
   int q_mode;
@@ -195,13 +193,20 @@ void wc_setcache_free(wc_setcache_t *sc) {
 
 static void block_put(wc_blockpool_t *bp, char *b);
 
+/* Frees a JSON or form body, unless it is the connection's own body_in
+ * (a small body parsed on the loop). */
+static void body_free(wc_conn_t *c, char *p) {
+  if (p != c->http.body_in)
+    free(p);
+}
+
 /* Loop thread: frees what the job still owns (not the job itself, which
  * may live on the stack: run_parse_inline). */
 static void job_release(job_t *j) {
   if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
     block_put(&j->conn->srv->blocks, j->data);
-  else if (!j->data_borrowed)
-    free(j->data);
+  else
+    body_free(j->conn, j->data);
   free(j->counts);
   free(j->cuts);
   if (j->out_set != NULL)
@@ -237,6 +242,18 @@ static void spec_restart(wc_countspec_t *s, unsigned flags, int mode) {
   wc_reqparse_init(s);
   s->flags = flags;
   s->mode = mode;
+}
+
+/* Worker thread: decodes the JSON text p[0..n) in place (p[0] is at body
+ * offset base). 0, or -EINVAL with bad saying why. */
+static int decode_in_place(char *p, size_t n, size_t base, size_t *out_len,
+                           wc_jbad_t *bad) {
+  size_t at = 0;
+  if (wc_json_unescape(p, n, p, out_len, &at) == 0)
+    return 0;
+  wc_jbad_init(bad);
+  wc_jbad_add(bad, p, n, at, base);
+  return -EINVAL;
 }
 
 /*
@@ -275,12 +292,8 @@ static int parse_fast(job_t *j) {
   /* Decoded in place: from here the body is no longer the client's, so a
    * bad escape is answered from what the decoder saw (wc_jbad_t), exactly
    * as cJSON would answer it. */
-  if (wc_json_unescape(j->data + vs, ve - vs, j->data + vs, &j->out_len, &idx) <
-      0) {
-    wc_jbad_t b;
-    wc_jbad_init(&b);
-    wc_jbad_add(&b, j->data + vs, ve - vs, idx, vs);
-    wc_jbad_error(&b, &j->err);
+  if (decode_in_place(j->data + vs, ve - vs, vs, &j->out_len, &j->bad) < 0) {
+    wc_jbad_error(&j->bad, &j->err);
     j->rc = -EINVAL;
   } else if (wc_count(j->out_set, j->data + vs, j->out_len, j->counts) < 0) {
     wc_errors_set(&j->err, WC_E_NO_MEMORY, NULL);
@@ -309,8 +322,7 @@ static void parse_work(job_t *j) {
       parse_fast(j)) {
     if (j->ncuts <= 1) {
       /* Counted (or failed): the body is not needed any more. */
-      if (!j->data_borrowed)
-        free(j->data);
+      body_free(j->conn, j->data);
       j->data = NULL;
     }
     return;
@@ -318,8 +330,7 @@ static void parse_work(job_t *j) {
   rc = j->body_type == WC_BODY_JSON
            ? wc_reqparse_json(s, j->data, j->len, &j->lim, &j->err)
            : wc_reqparse_form(s, j->data, j->len, &j->lim, &j->err);
-  if (!j->data_borrowed)
-    free(j->data); /* the body is not needed any more */
+  body_free(j->conn, j->data); /* the body is not needed any more */
   j->data = NULL;
   if (rc < 0)
     goto fail;
@@ -374,18 +385,11 @@ static void on_work(uv_work_t *w) {
   case JOB_SLICE:
     j->rc = wc_count(j->set, j->text, j->len, j->counts);
     break;
-  case JOB_JSLICE: {
-    size_t at = 0;
-    if (wc_json_unescape(j->out, j->len, j->out, &j->out_len, &at) < 0) {
-      wc_jbad_init(&j->bad);
-      wc_jbad_add(&j->bad, j->out, j->len, at, j->base);
-      j->bad_json = 1;
-      j->rc = -EINVAL;
-    } else {
+  case JOB_JSLICE:
+    j->rc = decode_in_place(j->out, j->len, j->base, &j->out_len, &j->bad);
+    if (j->rc == 0)
       j->rc = wc_count(j->set, j->out, j->out_len, j->counts);
-    }
     break;
-  }
   case JOB_STREAM:
     j->rc = j->len > 0 ? wc_stream_feed(j->stream, j->data, j->len) : 0;
     if (j->rc == 0 && j->finish)
@@ -680,9 +684,7 @@ static void on_after_work(uv_work_t *w, int status) {
     held = j->held; /* 0 when the body stayed with the request */
     break;
   case JOB_JSLICE:
-    if (j->bad_json) {
-      if (!ct->jfail)
-        wc_jbad_init(&ct->jbad);
+    if (j->rc == -EINVAL) { /* a bad escape (wc_count fails with -ENOMEM) */
       ct->jfail = 1;
       wc_jbad_merge(&ct->jbad, &j->bad);
     } else if (j->rc < 0) {
@@ -724,14 +726,14 @@ void wc_job_init(wc_count_t *ct) {
   memset(ct, 0, sizeof *ct);
   wc_reqparse_init(&ct->spec);
   wc_list_init(&ct->jobs);
+  wc_jbad_init(&ct->jbad);
 }
 
 void wc_job_reset(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   wc_server_unprivilege(c->srv, c);
   block_put(&c->srv->blocks, ct->block);
-  if (ct->buf != c->http.body_in)
-    free(ct->buf);
+  body_free(c, ct->buf);
   free(ct->jbody);
   if (ct->held > 0)
     wc_server_budget_give(c->srv, ct->held, 0);
@@ -801,9 +803,11 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     return 0; /* failed already: the body is read and dropped */
   if (ct->body_type != WC_BODY_RAW) {
     char *in = c->http.body_in;
-    if (ct->buf == NULL && len <= sizeof c->http.body_in) {
+    if (ct->buf == NULL && len <= sizeof c->http.body_in &&
+        srv->cfg->parallel_inline_max_bytes >= sizeof c->http.body_in) {
       /* Most bodies are small: the connection's own buffer, no malloc
-       * (and no budget: it is part of the connection). */
+       * (and no budget: it is part of the connection). Only for bodies
+       * parsed on the loop: a pool job would outlive the buffer's use. */
       ct->buf = in;
       ct->buf_cap = sizeof c->http.body_in;
     } else if (ct->buf_len + len > ct->buf_cap) {
@@ -878,7 +882,6 @@ static void run_parse_inline(wc_conn_t *c) {
   parse_setup(c, &j);
   j.cache = &c->srv->setcache;
   j.data = ct->buf; /* parse_work frees it, unless it is body_in */
-  j.data_borrowed = ct->buf == c->http.body_in;
   j.len = ct->buf_len;
   ct->buf = NULL;
   ct->buf_len = ct->buf_cap = 0;
@@ -906,14 +909,6 @@ int wc_job_end(wc_conn_t *c) {
     run_parse_inline(c);
     ct->final_sent = 1;
   } else {
-    if (ct->buf == c->http.body_in) {
-      /* The job outlives this read: it needs a buffer of its own. */
-      char *copy = malloc(ct->buf_len ? ct->buf_len : 1);
-      if (copy == NULL)
-        return -ENOMEM;
-      memcpy(copy, ct->buf, ct->buf_len);
-      ct->buf = copy;
-    }
     if (queue_parse(c, ct->buf, ct->buf_len, ct->held) < 0)
       return -ENOMEM;
     ct->buf = NULL;
