@@ -822,6 +822,35 @@ static wc_endpoint_t endpoint_of(const wc_http_t *h) {
   }
 }
 
+/* The access-log line of an answered request, and for an error the
+ * diagnostic line (server faults as warnings, client errors at debug). */
+static void log_answer(wc_conn_t *c, int status, uint64_t ns,
+                       const wc_error_t *e) {
+  wc_http_t *h = &c->http;
+  wc_access_t a;
+  if (e == NULL && !wc_log_access_enabled())
+    return; /* nothing to write: build nothing */
+  memset(&a, 0, sizeof a);
+  a.peer = c->peer;
+  a.method = h->url_len ? llhttp_method_name(h->method) : "-";
+  a.target = h->url ? h->url : "";
+  a.target_len = h->url_len;
+  a.request_id = h->reqid;
+  a.status = status;
+  a.bytes_in = h->body_bytes;
+  a.bytes_out = h->bytes_out;
+  a.ms = (double)ns / 1e6;
+  if (e != NULL) {
+    a.error_code = wc_errors_code(e->kind);
+    a.error_msg = e->msg[0] != '\0' ? e->msg : wc_errors_message(e->kind);
+    if (wc_log_enabled(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG))
+      wc_log(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG,
+             "%s %s: %d %s: %s (request %s)", c->peer, a.method, status,
+             a.error_code, a.error_msg, h->reqid);
+  }
+  wc_log_access(&a);
+}
+
 /*
  * Queues the response of the current request and ends the request: the one
  * place that writes the access-log line and counts the request in the
@@ -843,7 +872,6 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
   char hdr[1024];
   size_t n = 0;
   uint64_t ns;
-  wc_access_t a;
   if (h->reqid_len == 0)
     h->reqid_len = request_id_new(h->reqid, sizeof h->reqid);
   /* Formatted by hand (no printf on the hot path): the status line, the
@@ -887,30 +915,7 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
   request_end(h);
   wc_metrics_request(endpoint_of(h), status, ns,
                      e != NULL ? e->kind : WC_E_NONE);
-  if (e == NULL && !wc_log_access_enabled())
-    goto logged;
-  memset(&a, 0, sizeof a);
-  a.peer = c->peer;
-  a.method = h->url_len ? llhttp_method_name(h->method) : "-";
-  a.target = h->url ? h->url : "";
-  a.target_len = h->url_len;
-  a.request_id = h->reqid;
-  a.status = status;
-  a.bytes_in = h->body_bytes;
-  a.bytes_out = h->bytes_out;
-  a.ms = (double)ns / 1e6;
-  if (e != NULL) {
-    a.error_code = wc_errors_code(e->kind);
-    a.error_msg = e->msg[0] != '\0' ? e->msg : wc_errors_message(e->kind);
-    /* Diagnostics carry the reason too: server faults as warnings, client
-     * errors only at debug level. */
-    if (wc_log_enabled(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG))
-      wc_log(status >= 500 ? WC_LOG_WARN : WC_LOG_DEBUG,
-             "%s %s: %d %s: %s (request %s)", c->peer, a.method, status,
-             a.error_code, a.error_msg, h->reqid);
-  }
-  wc_log_access(&a);
-logged:
+  log_answer(c, status, ns, e);
   if (close) {
     /* After an early answer the body may still be coming: linger. Jobs may
      * still run, so the request state stays until conn_free. */
