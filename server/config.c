@@ -34,6 +34,7 @@ void wc_config_defaults(wc_config_t *cfg) {
   cfg->parallel_min_bytes = 1048576;
   cfg->parallel_inline_max_bytes = 65536;
   cfg->log_access = 1;
+  cfg->balance_connections = 1;
   cfg->log_level = WC_LOG_INFO;
   cfg->log_format = WC_LOG_FORMAT_COMMON;
   snprintf(cfg->log_file, sizeof cfg->log_file, "%s", "stdout");
@@ -191,6 +192,12 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
       rc = load_int(&key, it, err, errlen);
       if (rc < 0)
         return rc;
+    } else if (strcmp(k, "balance_connections") == 0) {
+      if (!cJSON_IsBool(it)) {
+        snprintf(err, errlen, "balance_connections must be true or false");
+        return -EINVAL;
+      }
+      cfg->balance_connections = cJSON_IsTrue(it);
     } else if (strcmp(k, "limits") == 0) {
       const int_key_t keys[] = {
           {"limits.max_body_bytes", 1, UINT64_C(1) << 50,

@@ -27,6 +27,9 @@ typedef struct {
   /* Event loops, each on its own thread with its own SO_REUSEPORT listener;
    * 0: one per CPU (resolved by wc_config_apply_workers). */
   unsigned event_loops;
+  /* A loop that accepts a connection while another loop has fewer hands
+   * it over (server.c). */
+  int balance_connections;
   struct {
     uint64_t max_body_bytes;
     uint64_t max_json_body_bytes;

@@ -412,7 +412,7 @@ int wc_conn_is_idle(const wc_conn_t *c) {
   return !c->writing && c->obuf_len == 0 && c->pend == NULL && !wc_http_busy(c);
 }
 
-int wc_conn_accept(wc_server_t *srv) {
+int wc_conn_accept(wc_server_t *srv, int fd) {
   wc_conn_t *c = calloc(1, sizeof *c);
   struct sockaddr_storage ss;
   int len = sizeof ss;
@@ -439,9 +439,13 @@ int wc_conn_accept(wc_server_t *srv) {
   }
   wc_list_push(&srv->conns, &c->link);
   srv->nconns++;
+  if (fd < 0) /* a handed-over one was counted by the loop that sent it */
+    atomic_fetch_add(&srv->load, 1);
   wc_metrics_gauge_add(WC_G_OPEN_CONNECTIONS, 1);
+  wc_metrics_loop_conns(srv->index, 1);
   wc_http_init(c);
-  rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+  rc = fd >= 0 ? uv_tcp_open(&c->tcp, fd)
+               : uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
   if (rc < 0)
     goto fail;
   (void)uv_tcp_nodelay(&c->tcp, 1);

@@ -63,8 +63,10 @@ struct wc_conn {
   wc_http_t http;
 };
 
-/* Accepts one connection from the listener. 0 or a negative errno. */
-int wc_conn_accept(wc_server_t *srv);
+/* Accepts one connection from the listener (fd < 0), or adopts fd, a
+ * connected socket handed over by another loop (server.c); on failure the
+ * caller still owns fd. 0 or a negative errno. */
+int wc_conn_accept(wc_server_t *srv, int fd);
 
 /* Closes now (idempotent); memory is freed once no job refers to it. */
 void wc_conn_close(wc_conn_t *c);

@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "util.h"
 #include "wordcount.h"
@@ -209,6 +210,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   shared.n = cfg.event_loops;
+  wc_metrics_set_loops(shared.n);
   for (unsigned i = 0; i < shared.n; i++)
     shared.servers[i] = &loops[i].srv;
 

@@ -53,7 +53,19 @@ static struct {
   atomic_uint_fast64_t errors[WC_E__COUNT];
   atomic_uint_fast64_t counters[WC_C__COUNT];
   atomic_int_fast64_t gauges[WC_G__COUNT];
+  atomic_int_fast64_t loop_conns[WC_METRICS_MAX_LOOPS];
+  unsigned nloops;
 } m;
+
+void wc_metrics_set_loops(unsigned nloops) {
+  m.nloops = nloops < WC_METRICS_MAX_LOOPS ? nloops : WC_METRICS_MAX_LOOPS;
+}
+
+void wc_metrics_loop_conns(unsigned loop, int64_t delta) {
+  if (loop < WC_METRICS_MAX_LOOPS)
+    atomic_fetch_add_explicit(&m.loop_conns[loop], delta,
+                              memory_order_relaxed);
+}
 
 void wc_metrics_gauge_add(wc_gauge_t g, int64_t delta) {
   atomic_fetch_add_explicit(&m.gauges[g], delta, memory_order_relaxed);
@@ -139,6 +151,9 @@ int wc_metrics_render(char **out, size_t *len) {
        "Bytes of text counted by successful /count requests."},
       {WC_C_WORDS_MATCHED, "wordcount_words_matched_total",
        "Matches found by successful /count requests, over all needles."},
+      {WC_C_CONNS_HANDED_OVER, "wordcount_connections_handed_over_total",
+       "Connections accepted by one event loop and served by another "
+       "(balance_connections)."},
   };
   static const struct {
     wc_gauge_t g;
@@ -210,6 +225,14 @@ int wc_metrics_render(char **out, size_t *len) {
         atomic_load_explicit(&m.gauges[gauges[i].g], memory_order_relaxed);
     header(&b, gauges[i].name, "gauge", gauges[i].help);
     put(&b, "%s %lld\n", gauges[i].name, (long long)(v < 0 ? 0 : v));
+  }
+
+  header(&b, "wordcount_event_loop_connections", "gauge",
+         "Client connections open, by event loop.");
+  for (unsigned i = 0; i < m.nloops; i++) {
+    int64_t v = atomic_load_explicit(&m.loop_conns[i], memory_order_relaxed);
+    put(&b, "wordcount_event_loop_connections{loop=\"%u\"} %lld\n", i,
+        (long long)(v < 0 ? 0 : v));
   }
 
   header(&b, "wordcount_errors_total", "counter",

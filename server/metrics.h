@@ -35,11 +35,19 @@ typedef enum {
   WC_C_BODY_BYTES,
   WC_C_TEXT_BYTES,
   WC_C_WORDS_MATCHED,
+  WC_C_CONNS_HANDED_OVER,
   WC_C__COUNT
 } wc_counter_t;
 
 void wc_metrics_gauge_add(wc_gauge_t g, int64_t delta);
 void wc_metrics_counter_add(wc_counter_t c, uint64_t n);
+
+/* Open connections of event loop `loop` (< WC_METRICS_MAX_LOOPS); the
+ * series are printed for loops 0..nloops-1 (wc_metrics_set_loops, called
+ * once before the loops run). */
+#define WC_METRICS_MAX_LOOPS 64
+void wc_metrics_set_loops(unsigned nloops);
+void wc_metrics_loop_conns(unsigned loop, int64_t delta);
 
 /* One answered request: status, duration, and the error kind when it is an
  * error response (WC_E_NONE otherwise). */

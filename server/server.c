@@ -45,8 +45,10 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -54,6 +56,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 
 /* Formats the Date header from the wall clock. (Not time(): glibc reads a
  * coarse clock for it, which can still show the last second a few ms after
@@ -86,21 +89,143 @@ static int reserve_slot(wc_server_t *srv) {
   return 1;
 }
 
+/* Gives back a max_connections slot that no connection took, and wakes a
+ * loop that waits for one. */
+static void release_slot(wc_server_t *srv) {
+  wc_shared_t *sh = srv->shared;
+  atomic_fetch_sub(&sh->nconns, 1);
+  for (unsigned i = 0; i < sh->n; i++)
+    if (atomic_load(&sh->servers[i]->accept_pending)) {
+      if (sh->servers[i] == srv)
+        continue; /* the caller's own loop retries itself */
+      uv_async_send(&sh->servers[i]->wake);
+      break;
+    }
+}
+
+/* balance_connections: the loop with the fewest connections, when it has
+ * fewer than this one (ties stay here), else NULL. */
+static wc_server_t *balance_target(wc_server_t *srv) {
+  wc_shared_t *sh = srv->shared;
+  wc_server_t *best = NULL;
+  unsigned least = atomic_load(&srv->load);
+  if (!srv->cfg->balance_connections)
+    return NULL;
+  for (unsigned i = 0; i < sh->n; i++) {
+    wc_server_t *o = sh->servers[i];
+    unsigned l;
+    if (o == srv || !atomic_load(&o->adopting))
+      continue;
+    l = atomic_load(&o->load);
+    if (l < least) {
+      least = l;
+      best = o;
+    }
+  }
+  return best;
+}
+
+static void on_handoff_closed(uv_handle_t *h) {
+  free(h);
+}
+
+/*
+ * Accepts a connection for loop dst: a duplicate of its descriptor goes into
+ * dst's inbox (its slot and its load go with it) and dst is woken; this
+ * loop's handle on it is closed. Returns 0; 1 when the connection is to be
+ * served here after all (*fd: the accepted descriptor when dst's inbox is
+ * full, -1 when nothing was accepted for lack of memory); or a negative
+ * errno when it was accepted and lost (out of descriptors).
+ */
+static int hand_off(wc_server_t *srv, wc_server_t *dst, int *fd) {
+  uv_tcp_t *t = malloc(sizeof *t);
+  uv_os_fd_t ofd;
+  int rc, nfd = -1, queued = 0;
+  *fd = -1;
+  if (t == NULL)
+    return 1;
+  rc = uv_tcp_init(srv->loop, t);
+  if (rc < 0) {
+    free(t);
+    return 1;
+  }
+  rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t);
+  if (rc == 0)
+    rc = uv_fileno((uv_handle_t *)t, &ofd);
+  if (rc == 0 && (nfd = fcntl(ofd, F_DUPFD_CLOEXEC, 0)) < 0)
+    rc = -errno;
+  uv_close((uv_handle_t *)t, on_handoff_closed);
+  if (rc < 0)
+    return rc;
+  uv_mutex_lock(&dst->inbox_lock);
+  if (dst->inbox_n < WC_INBOX_SIZE) {
+    dst->inbox[dst->inbox_n++] = nfd;
+    atomic_fetch_add(&dst->load, 1);
+    queued = 1;
+  }
+  uv_mutex_unlock(&dst->inbox_lock);
+  if (!queued) {
+    *fd = nfd;
+    return 1;
+  }
+  wc_metrics_counter_add(WC_C_CONNS_HANDED_OVER, 1);
+  uv_async_send(&dst->wake);
+  return 0;
+}
+
+/* Serves the connections other loops handed over (on_wake). */
+static void adopt_inbox(wc_server_t *srv) {
+  int fds[WC_INBOX_SIZE];
+  unsigned n;
+  uv_mutex_lock(&srv->inbox_lock);
+  n = srv->inbox_n;
+  memcpy(fds, srv->inbox, n * sizeof *fds);
+  srv->inbox_n = 0;
+  uv_mutex_unlock(&srv->inbox_lock);
+  for (unsigned i = 0; i < n; i++) {
+    unsigned before = srv->nconns;
+    int rc = srv->draining ? UV_ECANCELED : wc_conn_accept(srv, fds[i]);
+    if (rc < 0 && srv->nconns == before) {
+      /* Not set up: the descriptor and the slot are still ours. */
+      close(fds[i]);
+      atomic_fetch_sub(&srv->load, 1);
+      release_slot(srv);
+    }
+    if (rc < 0 && rc != UV_ECANCELED)
+      wc_log(WC_LOG_WARN, "accept (handed over): %s", uv_strerror(rc));
+  }
+}
+
 /* Accepts one waiting connection if a slot is free; otherwise leaves it in
  * the listener (libuv stops polling it until uv_accept) and marks the loop
  * as waiting for a slot. */
 static void try_accept(wc_server_t *srv) {
   unsigned before = srv->nconns;
-  int rc;
+  wc_server_t *dst;
+  int rc, fd = -1;
   if (srv->draining || srv->listener_lost)
     return;
   atomic_store(&srv->accept_pending, 1);
   if (!reserve_slot(srv))
     return;
   atomic_store(&srv->accept_pending, 0);
-  rc = wc_conn_accept(srv);
-  if (srv->nconns == before) /* no connection was set up: give it back */
+  dst = balance_target(srv);
+  if (dst != NULL) {
+    rc = hand_off(srv, dst, &fd);
+    if (rc == 0)
+      return;
+    if (rc < 0) { /* accepted and lost (out of descriptors) */
+      wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
+      atomic_fetch_sub(&srv->shared->nconns, 1);
+      return;
+    }
+  }
+  rc = wc_conn_accept(srv, fd);
+  if (srv->nconns == before) { /* no connection was set up: give it back */
+    if (fd >= 0)
+      close(fd);
     atomic_fetch_sub(&srv->shared->nconns, 1);
+  }
   if (rc < 0)
     wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
   /* Out of memory before uv_accept: the client still waits in the
@@ -182,7 +307,8 @@ static void on_wake(uv_async_t *a) {
   wc_server_t *srv = container_of(a, wc_server_t, wake);
   if (atomic_load(&srv->shutdown_requested))
     wc_server_shutdown(srv);
-  else if (atomic_load(&srv->accept_pending))
+  adopt_inbox(srv); /* closes them when draining */
+  if (atomic_load(&srv->accept_pending))
     try_accept(srv);
 }
 
@@ -215,17 +341,13 @@ static void maybe_stopped(wc_server_t *srv) {
 void wc_server_conn_freed(wc_server_t *srv) {
   wc_shared_t *sh = srv->shared;
   srv->nconns--;
-  atomic_fetch_sub(&sh->nconns, 1);
+  atomic_fetch_sub(&srv->load, 1);
+  wc_metrics_loop_conns(srv->index, -1);
   if (atomic_load(&srv->accept_pending)) {
+    atomic_fetch_sub(&sh->nconns, 1);
     try_accept(srv);
   } else {
-    /* A slot is free: wake a loop that waits for one. */
-    for (unsigned i = 0; i < sh->n; i++)
-      if (sh->servers[i] != srv &&
-          atomic_load(&sh->servers[i]->accept_pending)) {
-        uv_async_send(&sh->servers[i]->wake);
-        break;
-      }
+    release_slot(srv); /* and wake a loop that waits for one */
   }
   maybe_stopped(srv);
 }
@@ -246,6 +368,7 @@ void wc_server_shutdown(wc_server_t *srv) {
   if (srv->draining)
     return;
   srv->draining = 1;
+  atomic_store(&srv->adopting, 0);
   wc_log(WC_LOG_INFO, "shutting down: %u connection(s) open", srv->nconns);
   if (srv->listener_down) { /* closed after EMFILE, not reopened */
     srv->listener_down = 0;
@@ -413,6 +536,12 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
   if (srv->jobs_cap < 8)
     srv->jobs_cap = 8;
   (void)update_date(srv);
+  atomic_store(&srv->load, 0);
+  atomic_store(&srv->adopting, 1);
+  rc = uv_mutex_init(&srv->inbox_lock);
+  if (rc < 0)
+    return rc;
+  srv->inbox_ok = 1;
   /* Handles first: wc_server_close may be called whatever fails below. */
   rc = uv_async_init(loop, &srv->wake, on_wake);
   if (rc < 0)
@@ -467,6 +596,14 @@ void wc_server_announce(const wc_server_t *srv) {
 }
 
 void wc_server_close(wc_server_t *srv) {
+  if (srv->inbox_ok) {
+    /* Handed over after this loop stopped: never served. */
+    for (unsigned i = 0; i < srv->inbox_n; i++)
+      close(srv->inbox[i]);
+    srv->inbox_n = 0;
+    srv->inbox_ok = 0;
+    uv_mutex_destroy(&srv->inbox_lock);
+  }
   wc_setcache_free(&srv->setcache);
   wc_blockpool_free(&srv->blocks);
   if (srv->wake_open) {

@@ -23,6 +23,9 @@
  * length of every chunk handed to the HTTP parser. */
 #define WC_READ_BUF_SIZE (64 * 1024)
 
+/* Connections handed over to a loop and not yet adopted, at most. */
+#define WC_INBOX_SIZE 64
+
 typedef struct wc_server wc_server_t;
 typedef void (*wc_server_stopped_cb)(wc_server_t *srv);
 
@@ -48,6 +51,15 @@ struct wc_server {
   wc_link_t conns;           /* every open connection of this loop */
   wc_link_t waiters;         /* connections stopped on the budget */
   unsigned nconns;           /* of this loop */
+  /* Connection balancing (balance_connections, server.c). load: open
+   * connections plus those handed over and not yet adopted; read by the
+   * other loops. inbox: descriptors handed over, under inbox_lock. */
+  atomic_uint load;
+  atomic_int adopting; /* 0 once draining: nothing is handed to it */
+  uv_mutex_t inbox_lock;
+  int inbox_ok;
+  unsigned inbox_n;
+  int inbox[WC_INBOX_SIZE];
   atomic_int accept_pending; /* a connection waits in the listener */
   int listener_lost; /* closed after EMFILE; the date timer reopens it */
   int listener_down; /* ... and its close has completed */

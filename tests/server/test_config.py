@@ -6,10 +6,12 @@ import json
 import os
 import socket
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wctest as w  # noqa: E402
-from wctest import ZEN, check_counts, count_target, request, run_cli  # noqa: E402
+from wctest import (ZEN, Conn, build_request, check_counts, count_target,  # noqa: E402
+                    request, run_cli)
 
 
 def expect_exit2(config, key, what=None):
@@ -62,6 +64,8 @@ def test_bad_values_exit_2():
     expect_exit2({"event_loops": -1}, "event_loops")
     expect_exit2({"event_loops": 65}, "event_loops")
     expect_exit2({"event_loops": "all"}, "event_loops")
+    expect_exit2({"balance_connections": 1}, "balance_connections")
+    expect_exit2({"balance_connections": "yes"}, "balance_connections")
     expect_exit2({"parallel": {"inline_max_bytes": -1}}, "inline_max_bytes")
     expect_exit2({"parallel": {"inline_max_bytes": "16k"}}, "inline_max_bytes")
     # not JSON at all, or not an object
@@ -208,6 +212,58 @@ def test_event_loops_flag_env_and_metrics():
     assert rc == 2 and "event-loops" in err, (rc, err)
     rc, out, err = run_cli(["--port", "0"], env={"WORDCOUNT_EVENT_LOOPS": "99"})
     assert rc == 2 and "WORDCOUNT_EVENT_LOOPS" in err, (rc, err)
+
+
+def loop_metrics(port):
+    """({loop: open connections}, connections handed over) from /metrics
+    (its own connection is one of the open ones)."""
+    per, handed = {}, None
+    for ln in request(port, "GET", "/metrics").body.decode().splitlines():
+        if ln.startswith("wordcount_event_loop_connections{"):
+            per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_connections_handed_over_total "):
+            handed = int(float(ln.split()[-1]))
+    return per, handed
+
+
+def test_balance_connections():
+    # A loop that accepts a connection while another loop has fewer hands it
+    # over: connections opened one after another end up spread evenly over
+    # the loops whatever SO_REUSEPORT's hash chose, and every one of them is
+    # served. Off, nothing is handed over.
+    for loops, on in ((3, True), (2, True), (2, False)):
+        with w.Server({"event_loops": loops, "balance_connections": on}) as s:
+            conns = []
+            try:
+                for i in range(24):
+                    c = Conn(s.port)
+                    c.send(build_request("GET", "/healthz"))  # accepted and served
+                    assert c.read_response().status == 200
+                    conns.append(c)
+                per, handed = loop_metrics(s.port)
+                w.log("  %d loops, balance %s: %r, %r handed over" % (loops, on, per, handed))
+                assert sorted(per) == list(range(loops)), per
+                assert sum(per.values()) == 25, per  # and /metrics' own
+                if on:
+                    assert max(per.values()) - min(per.values()) <= 1, per
+                else:
+                    assert handed == 0, handed
+                # each connection: pipelined requests and a body over several reads
+                big = ZEN * 200
+                for c in conns:
+                    c.send(build_request("POST", count_target(["is"]), ZEN) * 2 +
+                           build_request("POST", count_target(["is"]), big))
+                for c in conns:
+                    for want, n in ((10, 858), (10, 858), (2000, len(big))):
+                        check_counts(c.read_response(), {"is": want}, n)
+            finally:
+                for c in conns:
+                    c.close()
+            deadline = time.time() + 10
+            while sum(loop_metrics(s.port)[0].values()) > 1 and time.time() < deadline:
+                time.sleep(0.05)
+            per, _ = loop_metrics(s.port)
+            assert sum(per.values()) == 1, per
 
 
 def test_partial_config_and_sigint():
