@@ -416,6 +416,7 @@ static int on_headers_complete(llhttp_t *p) {
     wc_count_t *ct = &h->count;
     wc_reqlimits_t lim = {cfg->limits.max_needles,
                           cfg->limits.max_needle_bytes};
+    ct->expect = cl;
     q = memchr(h->url, '?', h->url_len);
     path_len = q != NULL ? (size_t)(q - h->url) : h->url_len;
     if (q != NULL &&

@@ -88,6 +88,7 @@ typedef struct {
   int finish;              /* JOB_STREAM: the text ends here */
   char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
   size_t len;
+  size_t cap, faulted; /* JOB_PARSE: of data (body_put) */
   const char *text; /* JOB_SLICE: into spec.text; shared, read-only */
   char *out;        /* JOB_JSLICE: its slice of the raw body, decoded in
                        place (slices are disjoint) */
@@ -193,10 +194,77 @@ void wc_setcache_free(wc_setcache_t *sc) {
 
 static void block_put(wc_blockpool_t *bp, char *b);
 
-/* Frees a JSON or form body, unless it is the connection's own body_in
- * (a small body parsed on the loop). */
-static void body_free(wc_conn_t *c, char *p) {
-  if (p != c->http.body_in)
+/* Large body buffers kept for the next large body (wc_bodypool_t). From
+ * 1 MiB: a smaller body is faulted in as it is copied and freed into the
+ * heap, where its pages stay mapped. */
+#define BODYPOOL_MIN (1u << 20)
+
+/* The smallest kept buffer with room for `need` bytes and at most twice
+ * that (a budget of twice the body at most); NULL when there is none. */
+static char *bodypool_take(wc_bodypool_t *bp, size_t need, size_t *cap,
+                           size_t *faulted) {
+  unsigned best = bp->n;
+  char *p;
+  for (unsigned i = 0; i < bp->n; i++)
+    if (bp->e[i].cap >= need && bp->e[i].cap / 2 <= need &&
+        (best == bp->n || bp->e[i].cap < bp->e[best].cap))
+      best = i;
+  if (best == bp->n)
+    return NULL;
+  p = bp->e[best].p;
+  *cap = bp->e[best].cap;
+  *faulted = bp->e[best].faulted;
+  bp->e[best] = bp->e[--bp->n];
+  return p;
+}
+
+/* Keeps p for the next large body; when the pool is full, the smallest of
+ * the kept buffers and p is freed. */
+static void bodypool_put(wc_bodypool_t *bp, char *p, size_t cap,
+                         size_t faulted) {
+  unsigned small = 0;
+  if (bp->n < WC_BODYPOOL_N) {
+    small = bp->n++;
+  } else {
+    for (unsigned i = 1; i < bp->n; i++)
+      if (bp->e[i].cap < bp->e[small].cap)
+        small = i;
+    if (bp->e[small].cap >= cap) {
+      free(p);
+      return;
+    }
+    free(bp->e[small].p);
+  }
+  bp->e[small].p = p;
+  bp->e[small].cap = cap;
+  bp->e[small].faulted = faulted;
+  bp->e[small].age = 0;
+}
+
+void wc_bodypool_tick(wc_bodypool_t *bp) {
+  for (unsigned i = 0; i < bp->n;)
+    if (++bp->e[i].age > 2) {
+      free(bp->e[i].p);
+      bp->e[i] = bp->e[--bp->n];
+    } else {
+      i++;
+    }
+}
+
+void wc_bodypool_free(wc_bodypool_t *bp) {
+  while (bp->n > 0)
+    free(bp->e[--bp->n].p);
+}
+
+/* Loop thread: gives back a JSON or form body buffer: kept when large, and
+ * nothing to do for the connection's own body_in (a small body parsed on
+ * the loop). */
+static void body_put(wc_conn_t *c, char *p, size_t cap, size_t faulted) {
+  if (p == NULL || p == c->http.body_in)
+    return;
+  if (cap >= BODYPOOL_MIN)
+    bodypool_put(&c->srv->bodies, p, cap, faulted);
+  else
     free(p);
 }
 
@@ -205,8 +273,8 @@ static void body_free(wc_conn_t *c, char *p) {
 static void job_release(job_t *j) {
   if (j->kind == JOB_BLOCK || j->kind == JOB_STREAM)
     block_put(&j->conn->srv->blocks, j->data);
-  else
-    body_free(j->conn, j->data);
+  else if (j->kind == JOB_PARSE)
+    body_put(j->conn, j->data, j->cap, j->faulted);
   free(j->counts);
   free(j->cuts);
   if (j->out_set != NULL)
@@ -318,20 +386,13 @@ static void parse_work(job_t *j) {
   wc_countspec_t *s = j->spec;
   size_t idx = 0;
   int rc;
+  /* The body goes back to the loop with the job (body_put). */
   if (j->body_type == WC_BODY_JSON && j->len >= FAST_JSON_MIN &&
-      parse_fast(j)) {
-    if (j->ncuts <= 1) {
-      /* Counted (or failed): the body is not needed any more. */
-      body_free(j->conn, j->data);
-      j->data = NULL;
-    }
+      parse_fast(j))
     return;
-  }
   rc = j->body_type == WC_BODY_JSON
            ? wc_reqparse_json(s, j->data, j->len, &j->lim, &j->err)
            : wc_reqparse_form(s, j->data, j->len, &j->lim, &j->err);
-  body_free(j->conn, j->data); /* the body is not needed any more */
-  j->data = NULL;
   if (rc < 0)
     goto fail;
   rc = wc_reqparse_finish(s, j->body_type, &j->err);
@@ -602,6 +663,8 @@ static void parse_done(wc_conn_t *c, job_t *j) {
        * request (and in its budget) until it ends. */
       ct->jbody = j->data;
       ct->jbody_len = j->len;
+      ct->jbody_cap = j->cap;
+      ct->jbody_faulted = j->faulted;
       j->data = NULL;
       ct->held += j->held;
       j->held = 0;
@@ -645,14 +708,18 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
 
 /* Queues the parse job of a JSON or form body (data: owned, held: its
  * budget bytes). 0, or -ENOMEM with nothing taken. */
-static int queue_parse(wc_conn_t *c, char *data, size_t len, uint64_t held) {
+/* Moves the request's body buffer into a parse job and queues it. */
+static int queue_parse(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
   job_t *j = job_new(c, JOB_PARSE, 0);
   if (j == NULL)
     return -ENOMEM;
   parse_setup(c, j);
-  j->data = data;
-  j->len = len;
-  j->held = held;
+  j->data = ct->buf;
+  j->len = ct->buf_len;
+  j->cap = ct->buf_cap;
+  j->faulted = ct->buf_faulted;
+  j->held = ct->held;
   if (queue(c, j) < 0) {
     j->data = NULL;
     job_free(j);
@@ -733,8 +800,8 @@ void wc_job_reset(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   wc_server_unprivilege(c->srv, c);
   block_put(&c->srv->blocks, ct->block);
-  body_free(c, ct->buf);
-  free(ct->jbody);
+  body_put(c, ct->buf, ct->buf_cap, ct->buf_faulted);
+  body_put(c, ct->jbody, ct->jbody_cap, ct->jbody_faulted);
   if (ct->held > 0)
     wc_server_budget_give(c->srv, ct->held, 0);
   wc_stream_free(ct->stream);
@@ -812,25 +879,41 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
       ct->buf_cap = sizeof c->http.body_in;
     } else if (ct->buf_len + len > ct->buf_cap) {
       /* Small first: a large first block costs the allocator a
-       * consolidation on every request. */
+       * consolidation on every request. From BODYPOOL_MIN on, a body of
+       * known length gets its whole buffer at once, a kept one if there is
+       * one (already faulted in). */
       size_t ncap = ct->buf_cap ? ct->buf_cap : 512;
       size_t had = ct->buf == in ? 0 : ct->buf_cap; /* in the budget */
-      char *n;
+      size_t faulted = 0;
+      char *n = NULL;
       while (ncap < ct->buf_len + len)
         ncap *= 2;
-      if (ct->buf == in) {
-        n = malloc(ncap);
-        if (n != NULL)
-          memcpy(n, in, ct->buf_len);
-      } else {
-        n = realloc(ct->buf, ncap);
+      if (ncap >= BODYPOOL_MIN && ct->expect > 0) {
+        ncap = (size_t)ct->expect;
+        n = bodypool_take(&srv->bodies, ncap, &ncap, &faulted);
+        if (n != NULL) {
+          memcpy(n, ct->buf, ct->buf_len);
+          body_put(c, ct->buf, ct->buf_cap, ct->buf_faulted);
+        }
       }
-      if (n == NULL)
-        return -ENOMEM;
+      if (n == NULL) {
+        if (ct->buf == in) {
+          n = malloc(ncap);
+          if (n != NULL)
+            memcpy(n, in, ct->buf_len);
+        } else {
+          n = realloc(ct->buf, ncap);
+        }
+        if (n == NULL)
+          return -ENOMEM;
+        /* realloc's copy faulted in what it moved; the rest is new */
+        faulted = n == ct->buf ? ct->buf_faulted : ct->buf_len;
+      }
       wc_server_budget_take(srv, ncap - had, 0);
       ct->held += ncap - had;
       ct->buf = n;
       ct->buf_cap = ncap;
+      ct->buf_faulted = faulted;
     }
     if (ct->buf_len + len > ct->buf_faulted && ct->buf_cap >= PREFAULT_MIN)
       prefault(ct, ct->buf_len + len);
@@ -881,8 +964,10 @@ static void run_parse_inline(wc_conn_t *c) {
   j.kind = JOB_PARSE;
   parse_setup(c, &j);
   j.cache = &c->srv->setcache;
-  j.data = ct->buf; /* parse_work frees it, unless it is body_in */
+  j.data = ct->buf; /* job_release gives it back */
   j.len = ct->buf_len;
+  j.cap = ct->buf_cap;
+  j.faulted = ct->buf_faulted;
   ct->buf = NULL;
   ct->buf_len = ct->buf_cap = 0;
   parse_work(&j);
@@ -909,7 +994,7 @@ int wc_job_end(wc_conn_t *c) {
     run_parse_inline(c);
     ct->final_sent = 1;
   } else {
-    if (queue_parse(c, ct->buf, ct->buf_len, ct->held) < 0)
+    if (queue_parse(c) < 0)
       return -ENOMEM;
     ct->buf = NULL;
     ct->buf_len = ct->buf_cap = 0;

@@ -242,6 +242,7 @@ static void reopen_listener(wc_server_t *srv);
 static void on_date_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, date_timer);
   uv_timer_start(&srv->date_timer, on_date_timer, update_date(srv) + 1, 0);
+  wc_bodypool_tick(&srv->bodies);
   wc_log_flush();
   reopen_listener(srv);
   if (atomic_load(&srv->accept_pending) && !srv->listener_lost)
@@ -606,6 +607,7 @@ void wc_server_close(wc_server_t *srv) {
   }
   wc_setcache_free(&srv->setcache);
   wc_blockpool_free(&srv->blocks);
+  wc_bodypool_free(&srv->bodies);
   if (srv->wake_open) {
     srv->wake_open = 0;
     uv_close((uv_handle_t *)&srv->wake, NULL);

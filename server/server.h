@@ -76,6 +76,7 @@ struct wc_server {
   wc_server_stopped_cb on_stopped;
   wc_setcache_t setcache; /* needle sets of recent requests (job.c) */
   wc_blockpool_t blocks;  /* free body blocks (job.c) */
+  wc_bodypool_t bodies;   /* large JSON/form buffers kept (job.c) */
   char read_buf[WC_READ_BUF_SIZE];
 };
 

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -710,6 +711,53 @@ def test_large_json_fast_path():
         check_error(r, 400, mentions=("needel",))
         r = request(s.port, "POST", "/count", (good[:cut] + "\\q" + good[cut:]).replace('"needle"', '"needel"').encode(), J)
         check_error(r, 400, "invalid_json")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))
+
+
+def test_large_json_buffers_reused():
+    """JSON and form buffers of 1 MiB and more are kept for the next large
+    body of at least half their size (wc_bodypool_t) and freed after 2-3 s
+    unused. A reused buffer still holds the bytes of the body before; every
+    answer equals a fresh buffer's: counts in each mode, shorter bodies
+    after longer ones, a bad escape (same message, same byte), chunked and
+    form bodies; after the idle time the memory is given back."""
+    J = [("Content-Type", "application/json")]
+
+    def body(k, mode, needle="is"):
+        return json.dumps({"text": (ZEN * k).decode(), "needle": needle, "mode": mode}).encode()
+
+    with w.Server({"event_loops": 1, "limits": {"max_json_body_bytes": 128 << 20}}) as s:
+        for k, mode in [(4000, "sequential"), (2500, "parallel"), (2100, "auto"), (4000, "parallel"),
+                        (1300, "sequential"), (4500, "sequential"), (2400, "parallel")]:
+            r = request(s.port, "POST", "/count", body(k, mode), J)
+            check_counts(r, {"is": 10 * k}, 858 * k, "JSON, %d x the corpus, %s" % (k, mode))
+        good = body(2500, "sequential").decode()
+        cut = good.index(" ", len(good) // 2) + 1
+        for mode in ("sequential", "parallel"):
+            bad = (good[:cut] + "\\q" + good[cut:]).replace('"sequential"', '"%s"' % mode)
+            r = request(s.port, "POST", "/count", bad.encode(), J)
+            check_error(r, 400, "invalid_json", mentions=("near byte %d" % bad.index("\\q"),))
+            r = request(s.port, "POST", "/count", body(3000, mode), J)  # after a failure
+            check_counts(r, {"is": 30000}, 858 * 3000, "JSON after a bad one, %s" % mode)
+        with Conn(s.port, timeout=60 * w.SLOW) as c:
+            c.send(build_request("POST", "/count", body(3000, "parallel"), J, chunked=[100000, 7]))
+            check_counts(c.read_response(), {"is": 30000}, 858 * 3000, "chunked JSON")
+        r = post_form(s.port, {"text": (ZEN * 2000).decode(), "needle": "is"})
+        check_counts(r, {"is": 20000}, 858 * 2000, "form")
+        # 43 MB: its buffer is kept, then freed when unused
+        r = request(s.port, "POST", "/count", body(50000, "sequential"), J, timeout=60 * w.SLOW)
+        check_counts(r, {"is": 500000}, 858 * 50000, "43 MB")
+        busy = rss_kib(s.proc.pid)
+        deadline = time.time() + 10
+        while rss_kib(s.proc.pid) > busy - 30000 and time.time() < deadline:
+            time.sleep(0.2)
+        idle = rss_kib(s.proc.pid)
+        w.log("  RSS %d KiB after a 43 MB JSON body, %d KiB when idle" % (busy, idle))
+        assert idle < busy - 30000, (busy, idle)
 
 
 def test_many_and_long_needles():
