@@ -155,9 +155,15 @@ void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st) {
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   wc_conn_t *c = container_of((uv_tcp_t *)h, wc_conn_t, tcp);
+  size_t len = 0;
+  char *into = c->pend == NULL && !c->lingering && !c->want_close
+                   ? wc_job_read_into(c, &len)
+                   : NULL;
   (void)hint;
-  /* Reads are handled before the next alloc, so one buffer serves all. */
-  *buf = uv_buf_init(c->srv->read_buf, sizeof c->srv->read_buf);
+  /* Reads are handled before the next alloc, so one buffer serves all;
+   * the bytes of a large JSON body go straight into its buffer. */
+  *buf = into != NULL ? uv_buf_init(into, (unsigned)len)
+                      : uv_buf_init(c->srv->read_buf, sizeof c->srv->read_buf);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {

@@ -917,7 +917,8 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     }
     if (ct->buf_len + len > ct->buf_faulted && ct->buf_cap >= PREFAULT_MIN)
       prefault(ct, ct->buf_len + len);
-    memcpy(ct->buf + ct->buf_len, p, len);
+    if (p != ct->buf + ct->buf_len) /* else read in place */
+      memcpy(ct->buf + ct->buf_len, p, len);
     ct->buf_len += len;
   } else {
     if (ct->block == NULL) {
@@ -930,7 +931,8 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
        * full block pauses it. Refuse rather than overflow. */
       return -ENOMEM;
     }
-    memcpy(ct->block + ct->block_len, p, len);
+    if (p != ct->block + ct->block_len) /* else read in place */
+      memcpy(ct->block + ct->block_len, p, len);
     ct->block_len += len;
     ct->bytes += len;
     if (dispatch(c) < 0)
@@ -948,6 +950,38 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     return 1;
   }
   return 0;
+}
+
+/* Largest read straight into a body buffer. */
+#define READ_INTO_MAX (1u << 20)
+
+char *wc_job_read_into(wc_conn_t *c, size_t *len) {
+  wc_http_t *h = &c->http;
+  wc_count_t *ct = &h->count;
+  uint64_t rest = h->parser.content_length; /* what llhttp still expects */
+  size_t room;
+  char *at;
+  if (!h->in_body || ct->expect == 0 || rest == 0 ||
+      ct->err.kind != WC_E_NONE || h->route.action != WC_ACT_COUNT ||
+      h->pending_err.kind != WC_E_NONE)
+    return NULL;
+  if (ct->body_type == WC_BODY_RAW) {
+    /* up to the end of the block: a full block is queued (wc_job_data) */
+    if (ct->block == NULL || ct->block_len >= WC_BLOCK_SIZE)
+      return NULL;
+    room = WC_BLOCK_SIZE - ct->block_len;
+    at = ct->block + ct->block_len;
+  } else {
+    if (ct->buf == NULL || ct->buf_cap < BODYPOOL_MIN ||
+        rest > ct->buf_cap - ct->buf_len)
+      return NULL;
+    room = READ_INTO_MAX;
+    if (ct->buf_len + (rest < room ? rest : room) > ct->buf_faulted)
+      prefault(ct, ct->buf_len + (rest < room ? rest : room));
+    at = ct->buf + ct->buf_len;
+  }
+  *len = rest < room ? (size_t)rest : room;
+  return at;
 }
 
 /*

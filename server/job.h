@@ -119,11 +119,20 @@ void wc_job_reset(wc_conn_t *c);
 int wc_job_begin_raw(wc_conn_t *c);
 
 /*
- * Takes body bytes (at most WC_READ_BUF_SIZE at a time). Returns 0, 1 when
+ * Takes body bytes (a raw body: at most WC_READ_BUF_SIZE at a time; they may
+ * already be in place, read there by wc_job_read_into). Returns 0, 1 when
  * the connection must stop feeding the parser until jobs finish (the bytes
  * were taken), or -ENOMEM.
  */
 int wc_job_data(wc_conn_t *c, const char *p, size_t len);
+
+/*
+ * Where the next read of a large JSON or form body with a Content-Length
+ * may go: straight into its buffer, at its end, so that wc_job_data has
+ * nothing to copy (*len: at most the bytes the body still lacks). NULL
+ * when the read should use the loop's read buffer.
+ */
+char *wc_job_read_into(wc_conn_t *c, size_t *len);
 
 /* The body is complete: queue what is left. 0 or -ENOMEM. When all jobs are
  * done, wc_http_count_done() is called. */

@@ -748,9 +748,21 @@ def test_large_json_buffers_reused():
             check_counts(c.read_response(), {"is": 30000}, 858 * 3000, "chunked JSON")
         r = post_form(s.port, {"text": (ZEN * 2000).decode(), "needle": "is"})
         check_counts(r, {"is": 20000}, 858 * 2000, "form")
+        # bodies over 1 MiB are read straight into their buffer, up to their
+        # last byte: pipelined requests after them, and a body in small
+        # pieces, are read as usual
+        with Conn(s.port, timeout=60 * w.SLOW) as c:
+            reqs = [build_request("POST", "/count", body(k, m), J) for k, m in ((2000, "parallel"), (1500, "auto"))]
+            c.send(reqs[0] + reqs[1] + build_request("POST", count_target(["is"]), ZEN) + reqs[0])
+            for k in (2000, 1500, 1, 2000):
+                check_counts(c.read_response(), {"is": 10 * k}, 858 * k, "pipelined after %d" % k)
+            c.send_pieces(reqs[1], random.Random(SEED + 12), maxpiece=70000, sleep_every=8)
+            check_counts(c.read_response(), {"is": 15000}, 858 * 1500, "in pieces")
         # 43 MB: its buffer is kept, then freed when unused
         r = request(s.port, "POST", "/count", body(50000, "sequential"), J, timeout=60 * w.SLOW)
         check_counts(r, {"is": 500000}, 858 * 50000, "43 MB")
+        if w.SANITIZED:  # freed memory waits in the sanitizer's quarantine
+            return
         busy = rss_kib(s.proc.pid)
         deadline = time.time() + 10
         while rss_kib(s.proc.pid) > busy - 30000 and time.time() < deadline:
