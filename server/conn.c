@@ -77,6 +77,7 @@ void wc_conn_close(wc_conn_t *c) {
   wc_job_cancel_all(c);
   wc_list_remove(&c->link);
   wc_list_remove(&c->wait_link);
+  wc_list_remove(&c->turn_link);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
@@ -206,7 +207,30 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     c->pend_off = 0;
   }
   c->in_pump = 0;
+  if (c->turn_at != uv_now(s->loop)) { /* a new loop turn */
+    c->turn_at = uv_now(s->loop);
+    c->turn_bytes = 0;
+  }
+  c->turn_bytes += (size_t)nread;
+  if (c->turn_bytes >= WC_READ_TURN && !c->closing && c->pause == 0) {
+    /* Fairness: libuv reads on while reads fill their buffer (up to 32
+     * of them, 1 MiB each when read into a body), and the other
+     * connections of this loop wait meanwhile. Stop reading until the
+     * loop's check phase; the bytes wait in the socket. */
+    c->turn_bytes = 0;
+    wc_list_push(&c->srv->turners, &c->turn_link);
+    uv_check_start(&c->srv->turn_check, wc_server_on_check);
+    c->pause |= WC_PAUSE_TURN;
+  }
   conn_pump(c);
+}
+
+void wc_conn_turns_over(wc_server_t *srv) {
+  while (!wc_list_empty(&srv->turners)) {
+    wc_conn_t *c = container_of(srv->turners.next, wc_conn_t, turn_link);
+    wc_list_remove(&c->turn_link);
+    wc_conn_resume(c, WC_PAUSE_TURN);
+  }
 }
 
 /*
@@ -428,6 +452,7 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   c->srv = srv;
   wc_list_init(&c->link);
   wc_list_init(&c->wait_link);
+  wc_list_init(&c->turn_link);
   rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc < 0) {
     free(c);

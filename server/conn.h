@@ -20,7 +20,12 @@ enum {
   WC_PAUSE_JOBS = 1u << 1,    /* this request has enough blocks in flight */
   WC_PAUSE_BUDGET = 1u << 2,  /* the global budget is spent */
   WC_PAUSE_OUTPUT = 1u << 3,  /* too much unsent output */
+  WC_PAUSE_TURN = 1u << 4,    /* read its share of this loop turn */
 };
+
+/* A connection reads at most this much before the other connections of
+ * its loop get their turn (wc_conn_yield). */
+#define WC_READ_TURN (1024 * 1024)
 
 /* What the one timer of a connection is measuring. */
 typedef enum {
@@ -40,6 +45,9 @@ struct wc_conn {
   wc_server_t *srv;
   wc_link_t link;      /* in srv->conns */
   wc_link_t wait_link; /* in srv->waiters while over budget */
+  wc_link_t turn_link; /* in srv->turners while WC_PAUSE_TURN */
+  uint64_t turn_at;    /* loop time of its last read */
+  size_t turn_bytes;   /* read since then, or since its last turn ended */
   unsigned refs;       /* open handles + jobs in flight */
   unsigned pause;      /* WC_PAUSE_* */
   wc_timer_state_t tstate;
@@ -84,6 +92,10 @@ int wc_conn_send(wc_conn_t *c, const char *p, size_t len);
 void wc_conn_flush(wc_conn_t *c);
 
 void wc_conn_pause(wc_conn_t *c, unsigned why);
+
+/* The loop's check phase: the connections that paused for WC_PAUSE_TURN
+ * read again (server.c runs it). */
+void wc_conn_turns_over(wc_server_t *srv);
 void wc_conn_resume(wc_conn_t *c, unsigned why);
 
 void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st);

@@ -304,6 +304,12 @@ static void on_connection(uv_stream_t *l, int status) {
   try_accept(srv);
 }
 
+void wc_server_on_check(uv_check_t *h) {
+  wc_server_t *srv = container_of(h, wc_server_t, turn_check);
+  uv_check_stop(h);
+  wc_conn_turns_over(srv);
+}
+
 static void on_wake(uv_async_t *a) {
   wc_server_t *srv = container_of(a, wc_server_t, wake);
   if (atomic_load(&srv->shutdown_requested))
@@ -528,6 +534,7 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
   srv->on_stopped = on_stopped;
   wc_list_init(&srv->conns);
   wc_list_init(&srv->waiters);
+  wc_list_init(&srv->turners);
   /* The budget is split between the loops. */
   srv->buffered_cap = cfg->limits.max_json_body_bytes * 2;
   if (srv->buffered_cap < (256u << 20))
@@ -549,6 +556,11 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
     return rc;
   srv->wake_open = 1;
   uv_unref((uv_handle_t *)&srv->wake); /* does not keep the loop alive */
+  rc = uv_check_init(loop, &srv->turn_check);
+  if (rc < 0)
+    return rc;
+  srv->turn_check_open = 1;
+  uv_unref((uv_handle_t *)&srv->turn_check); /* connections keep it alive */
   rc = uv_tcp_init(loop, &srv->listener);
   if (rc < 0)
     return rc;
@@ -611,6 +623,10 @@ void wc_server_close(wc_server_t *srv) {
   if (srv->wake_open) {
     srv->wake_open = 0;
     uv_close((uv_handle_t *)&srv->wake, NULL);
+  }
+  if (srv->turn_check_open) {
+    srv->turn_check_open = 0;
+    uv_close((uv_handle_t *)&srv->turn_check, NULL);
   }
   /* A server that failed to start: its listener (and nothing else). */
   if (srv->handles_open == 1 && !srv->draining) {

@@ -47,6 +47,9 @@ struct wc_server {
   uv_timer_t shutdown_timer;
   uv_async_t wake; /* other threads: shut down, or try to accept again */
   int wake_open;
+  uv_check_t turn_check; /* runs while `turners` is not empty */
+  int turn_check_open;
+  wc_link_t turners; /* connections paused for WC_PAUSE_TURN */
   atomic_int shutdown_requested;
   wc_link_t conns;           /* every open connection of this loop */
   wc_link_t waiters;         /* connections stopped on the budget */
@@ -105,6 +108,9 @@ void wc_server_request_shutdown(wc_server_t *srv);
  * loop has stopped and no other thread can wake it; run the loop once more
  * afterwards so that the close completes. */
 void wc_server_close(wc_server_t *srv);
+
+/* For conn.c: the check handle's callback (wc_conn_turns_over). */
+void wc_server_on_check(uv_check_t *h);
 
 /* For conn.c: a connection was freed. */
 void wc_server_conn_freed(wc_server_t *srv);
