@@ -97,7 +97,9 @@ typedef struct {
   wc_jbad_t bad;    /* JOB_JSLICE, rc -EINVAL: why it did not decode */
   uint64_t held;    /* budget bytes released when done */
   size_t n;
-  uint64_t *counts; /* owned; moved to the request for JOB_PARSE */
+  uint64_t *counts; /* owned (unless counts_in); moved to the request for
+                       JOB_PARSE */
+  uint64_t *counts_in; /* JOB_PARSE run inline: the request's counts_in */
   int rc;
   /* JOB_PARSE */
   wc_countspec_t *spec;
@@ -275,7 +277,8 @@ static void job_release(job_t *j) {
     block_put(&j->conn->srv->blocks, j->data);
   else if (j->kind == JOB_PARSE)
     body_put(j->conn, j->data, j->cap, j->faulted);
-  free(j->counts);
+  if (j->counts != j->counts_in)
+    free(j->counts);
   free(j->cuts);
   if (j->out_set != NULL)
     set_release(j->cache, j->out_set, j->set_cached);
@@ -407,7 +410,11 @@ static void parse_work(job_t *j) {
     goto fail;
   }
   j->n = s->n;
-  j->counts = calloc(s->n, sizeof *j->counts);
+  if (j->counts_in != NULL && s->n <= WC_COUNTS_IN) {
+    j->counts = j->counts_in; /* zeroed with the request */
+  } else {
+    j->counts = calloc(s->n, sizeof *j->counts);
+  }
   if (j->counts == NULL) {
     rc = -ENOMEM;
     wc_errors_set(&j->err, WC_E_NO_MEMORY, NULL);
@@ -806,7 +813,8 @@ void wc_job_reset(wc_conn_t *c) {
     wc_server_budget_give(c->srv, ct->held, 0);
   wc_stream_free(ct->stream);
   set_release(&c->srv->setcache, ct->set, ct->set_cached);
-  free(ct->counts);
+  if (ct->counts != ct->counts_in)
+    free(ct->counts);
   wc_reqparse_free(&ct->spec);
   wc_job_init(ct);
 }
@@ -824,7 +832,9 @@ int wc_job_begin_raw(wc_conn_t *c) {
     wc_errors_set(&ct->err, wc_errors_from_errno(rc), NULL);
     return rc;
   }
-  ct->counts = calloc(ct->spec.n, sizeof *ct->counts);
+  ct->counts = ct->spec.n <= WC_COUNTS_IN
+                   ? ct->counts_in /* zeroed by wc_job_init */
+                   : calloc(ct->spec.n, sizeof *ct->counts);
   if (ct->counts == NULL) {
     wc_errors_set(&ct->err, WC_E_NO_MEMORY, NULL);
     return -ENOMEM;
@@ -998,6 +1008,13 @@ static void run_parse_inline(wc_conn_t *c) {
   j.kind = JOB_PARSE;
   parse_setup(c, &j);
   j.cache = &c->srv->setcache;
+  j.counts_in = ct->counts_in;
+  if (ct->buf == c->http.body_in) {
+    /* Parsed, the body is not needed: its room takes the decoded text
+     * (never longer than the body). */
+    ct->spec.text_room = c->http.body_in;
+    ct->spec.text_room_cap = sizeof c->http.body_in;
+  }
   j.data = ct->buf; /* job_release gives it back */
   j.len = ct->buf_len;
   j.cap = ct->buf_cap;

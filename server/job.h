@@ -15,6 +15,9 @@
 
 typedef struct wc_conn wc_conn_t;
 
+/* Needles whose sums live inside the request (no allocation). */
+#define WC_COUNTS_IN 4
+
 /* Raw bodies are cut into blocks of this size for the workers. */
 #ifndef WC_BLOCK_SIZE /* -DWC_BLOCK_SIZE=... to measure another size */
 #define WC_BLOCK_SIZE (1024 * 1024)
@@ -82,7 +85,9 @@ typedef struct {
   wc_needles_t *set;   /* immutable once built; shared with jobs */
   int set_cached;      /* set belongs to the loop's wc_setcache_t */
   int body_type;       /* WC_BODY_* */
-  uint64_t *counts;    /* sums, one per needle (loop thread) */
+  uint64_t *counts;    /* sums, one per needle (loop thread); counts_in
+                          when there are at most WC_COUNTS_IN */
+  uint64_t counts_in[WC_COUNTS_IN];
   uint64_t bytes;      /* text bytes counted */
   wc_error_t err;      /* first failure; kind WC_E_NONE when none */
   /* raw bodies */

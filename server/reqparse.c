@@ -49,7 +49,8 @@ void wc_reqparse_free(wc_countspec_t *s) {
     free(s->needles);
     free(s->lens);
   }
-  free(s->text);
+  if (s->text != s->text_room)
+    free(s->text);
   wc_reqparse_init(s);
 }
 
@@ -600,7 +601,8 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
       size_t tl = strlen(it->valuestring);
       char *t = it->valuestring;
       if (arena_owns(t)) {
-        t = malloc(tl + 1);
+        t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
+                                                           : malloc(tl + 1);
         if (t == NULL) {
           wc_errors_set(e, WC_E_NO_MEMORY, NULL);
           rc = -ENOMEM;
@@ -610,7 +612,8 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
       } else {
         it->valuestring = NULL;
       }
-      free(s->text);
+      if (s->text != s->text_room)
+        free(s->text);
       s->text = t;
       s->text_len = tl;
       s->has_text = 1;

@@ -37,6 +37,11 @@ typedef struct {
   char *text;     /* JSON/form text (NUL-terminated), NULL for raw bodies */
   size_t text_len;
   int has_text;
+  /* The caller's room where wc_reqparse_json may put a short text instead
+   * of allocating (it must outlive the count; text then points there and
+   * is not freed). Cleared by wc_reqparse_init. */
+  char *text_room;
+  size_t text_room_cap;
   char *needles_in[WC_SPEC_INLINE];
   size_t lens_in[WC_SPEC_INLINE];
   size_t bytes_used;
