@@ -21,6 +21,9 @@
  *   UV_ECANCELED) before the close callbacks, so it may still use c.
  *
  * FLOW CONTROL: the connection reads only when no WC_PAUSE_* bit is set.
+ * A connection that has read WC_READ_TURN bytes in one turn of the loop
+ * pauses with WC_PAUSE_TURN until the loop's check phase (after its
+ * other events), so one fast upload does not hold the loop.
  * Bytes that the parser did not take when it paused are kept in `pend` (at
  * most one read buffer) and parsed first when the last bit clears.
  */

@@ -14,6 +14,16 @@
  * - A block with no separator in its window switches the request to a
  *   wc_stream: from then on blocks are fed to it in order, one job at a time,
  *   and the last job finishes it.
+ * - A body with a Content-Length is read straight into where it is kept
+ *   (wc_job_read_into, called from the connection's alloc callback): a raw
+ *   body into its block up to the block's end, a JSON or form body over
+ *   1 MiB into its buffer; never past the body's last byte, so what follows
+ *   is read into the loop's read buffer as usual. wc_job_data then has
+ *   nothing to copy.
+ * - JSON and form buffers of 1 MiB and more are sized from the
+ *   Content-Length and kept per loop when their request ends
+ *   (wc_bodypool_t): a fresh one costs a page fault per 4 KiB. Buffers go
+ *   back to the loop with their job (no free on a worker).
  * - JSON and form bodies are buffered (up to max_json_body_bytes), then one
  *   job parses them, validates the needles, builds the needle set and either
  *   counts the text itself or, for a large text (parallel.min_bytes, or

@@ -27,7 +27,18 @@
  * - event_loops: one wc_server_t per loop, each on its own thread with its
  *   own listening socket bound to the same address with SO_REUSEPORT, so the
  *   kernel spreads new connections over the loops and no lock is taken on
- *   any request path. A connection stays on the loop that accepted it.
+ *   any request path. The kernel's spread is a hash of the addresses, so
+ *   two connections may well land on one loop while another has none:
+ *   with balance_connections, a loop that accepts a connection while
+ *   another loop has a smaller `load` (its open connections plus those
+ *   handed to it and not yet adopted; atomics read by every loop) hands
+ *   it over: the accepted descriptor is duplicated, this loop's handle on
+ *   it closed, and the duplicate put in the other loop's inbox (a mutex
+ *   around a small array, the only lock, taken once per hand-over) before
+ *   its uv_async handle is woken; that loop adopts it with uv_tcp_open. The
+ *   max_connections slot goes with it. A loop that drains (shutdown) takes
+ *   no more (`adopting`) and closes what is still in its inbox. From then
+ *   on a connection stays on its loop.
  *   They share max_connections (an atomic count in wc_shared_t: a slot is
  *   reserved before uv_accept); a loop that stopped accepting at the limit
  *   is woken through its uv_async handle when another loop frees a slot.
