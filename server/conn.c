@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -450,8 +451,11 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   struct sockaddr_storage ss;
   int len = sizeof ss;
   int rc;
-  if (c == NULL)
+  if (c == NULL) {
+    if (fd >= 0)
+      close(fd);
     return -ENOMEM;
+  }
   c->srv = srv;
   wc_list_init(&c->link);
   wc_list_init(&c->wait_link);
@@ -459,6 +463,8 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc < 0) {
     free(c);
+    if (fd >= 0)
+      close(fd);
     return rc;
   }
   /* From here on the handles own a reference each; errors go through
@@ -469,19 +475,22 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
     c->refs = 1;
     c->closing = 1;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+    if (fd >= 0)
+      close(fd);
     return rc;
   }
   wc_list_push(&srv->conns, &c->link);
   srv->nconns++;
-  if (fd < 0) /* a handed-over one was counted by the loop that sent it */
-    atomic_fetch_add(&srv->load, 1);
   wc_metrics_gauge_add(WC_G_OPEN_CONNECTIONS, 1);
   wc_metrics_loop_conns(srv->index, 1);
   wc_http_init(c);
   rc = fd >= 0 ? uv_tcp_open(&c->tcp, fd)
                : uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
-  if (rc < 0)
+  if (rc < 0) {
+    if (fd >= 0) /* not the handle's */
+      close(fd);
     goto fail;
+  }
   (void)uv_tcp_nodelay(&c->tcp, 1);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     char ip[48] = "?";

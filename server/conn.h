@@ -72,8 +72,8 @@ struct wc_conn {
 };
 
 /* Accepts one connection from the listener (fd < 0), or adopts fd, a
- * connected socket handed over by another loop (server.c); on failure the
- * caller still owns fd. 0 or a negative errno. */
+ * connected socket handed over by another loop (server.c); fd is closed on
+ * failure. 0 or a negative errno. */
 int wc_conn_accept(wc_server_t *srv, int fd);
 
 /* Closes now (idempotent); memory is freed once no job refers to it. */

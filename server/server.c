@@ -168,8 +168,10 @@ static int hand_off(wc_server_t *srv, wc_server_t *dst, int *fd) {
   uv_close((uv_handle_t *)t, on_handoff_closed);
   if (rc < 0)
     return rc;
+  /* Under the lock: a loop that drains clears `adopting` under it before
+   * its last look at the inbox, so nothing lands there afterwards. */
   uv_mutex_lock(&dst->inbox_lock);
-  if (dst->inbox_n < WC_INBOX_SIZE) {
+  if (atomic_load(&dst->adopting) && dst->inbox_n < WC_INBOX_SIZE) {
     dst->inbox[dst->inbox_n++] = nfd;
     atomic_fetch_add(&dst->load, 1);
     queued = 1;
@@ -195,10 +197,16 @@ static void adopt_inbox(wc_server_t *srv) {
   uv_mutex_unlock(&srv->inbox_lock);
   for (unsigned i = 0; i < n; i++) {
     unsigned before = srv->nconns;
-    int rc = srv->draining ? UV_ECANCELED : wc_conn_accept(srv, fds[i]);
-    if (rc < 0 && srv->nconns == before) {
-      /* Not set up: the descriptor and the slot are still ours. */
+    int rc;
+    if (srv->draining) { /* handed over just before the drain began */
       close(fds[i]);
+      rc = UV_ECANCELED;
+    } else {
+      rc = wc_conn_accept(srv, fds[i]); /* closes fds[i] on failure */
+    }
+    if (rc < 0 && srv->nconns == before) {
+      /* Not set up: its load and its slot are given back here (else when
+       * the connection is freed). */
       atomic_fetch_sub(&srv->load, 1);
       release_slot(srv);
     }
@@ -227,15 +235,18 @@ static void try_accept(wc_server_t *srv) {
       return;
     if (rc < 0) { /* accepted and lost (out of descriptors) */
       wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
-      atomic_fetch_sub(&srv->shared->nconns, 1);
+      release_slot(srv);
       return;
     }
   }
-  rc = wc_conn_accept(srv, fd);
+  /* Counted before it is set up: the balancing of the other loops sees it,
+   * and a connection that fails after being set up gives it back when it
+   * is freed (wc_server_conn_freed). */
+  atomic_fetch_add(&srv->load, 1);
+  rc = wc_conn_accept(srv, fd); /* closes fd (when >= 0) on failure */
   if (srv->nconns == before) { /* no connection was set up: give it back */
-    if (fd >= 0)
-      close(fd);
-    atomic_fetch_sub(&srv->shared->nconns, 1);
+    atomic_fetch_sub(&srv->load, 1);
+    release_slot(srv);
   }
   if (rc < 0)
     wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
@@ -386,7 +397,10 @@ void wc_server_shutdown(wc_server_t *srv) {
   if (srv->draining)
     return;
   srv->draining = 1;
-  atomic_store(&srv->adopting, 0);
+  uv_mutex_lock(&srv->inbox_lock);
+  atomic_store(&srv->adopting, 0); /* see hand_off */
+  uv_mutex_unlock(&srv->inbox_lock);
+  adopt_inbox(srv); /* closes what came before */
   wc_log(WC_LOG_INFO, "shutting down: %u connection(s) open", srv->nconns);
   if (srv->listener_down) { /* closed after EMFILE, not reopened */
     srv->listener_down = 0;
