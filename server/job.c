@@ -226,36 +226,43 @@ static char *bodypool_take(wc_bodypool_t *bp, size_t need, size_t *cap,
   p = bp->e[best].p;
   *cap = bp->e[best].cap;
   *faulted = bp->e[best].faulted;
+  bp->bytes -= bp->e[best].cap;
   bp->e[best] = bp->e[--bp->n];
   return p;
 }
 
-/* Keeps p for the next large body; when the pool is full, the smallest of
- * the kept buffers and p is freed. */
+/* Keeps p for the next large body: within WC_BODYPOOL_N buffers and `max`
+ * bytes (memory outside the budget: half of it), smaller kept buffers make
+ * room for it; if it still does not fit, it is freed. */
 static void bodypool_put(wc_bodypool_t *bp, char *p, size_t cap,
-                         size_t faulted) {
-  unsigned small = 0;
-  if (bp->n < WC_BODYPOOL_N) {
-    small = bp->n++;
-  } else {
+                         size_t faulted, uint64_t max) {
+  while (bp->n > 0 && (bp->n == WC_BODYPOOL_N || bp->bytes + cap > max)) {
+    unsigned small = 0;
     for (unsigned i = 1; i < bp->n; i++)
       if (bp->e[i].cap < bp->e[small].cap)
         small = i;
-    if (bp->e[small].cap >= cap) {
-      free(p);
-      return;
-    }
+    if (bp->e[small].cap >= cap)
+      break;
+    bp->bytes -= bp->e[small].cap;
     free(bp->e[small].p);
+    bp->e[small] = bp->e[--bp->n];
   }
-  bp->e[small].p = p;
-  bp->e[small].cap = cap;
-  bp->e[small].faulted = faulted;
-  bp->e[small].age = 0;
+  if (bp->n == WC_BODYPOOL_N || bp->bytes + cap > max) {
+    free(p);
+    return;
+  }
+  bp->e[bp->n].p = p;
+  bp->e[bp->n].cap = cap;
+  bp->e[bp->n].faulted = faulted;
+  bp->e[bp->n].age = 0;
+  bp->n++;
+  bp->bytes += cap;
 }
 
 void wc_bodypool_tick(wc_bodypool_t *bp) {
   for (unsigned i = 0; i < bp->n;)
     if (++bp->e[i].age > 2) {
+      bp->bytes -= bp->e[i].cap;
       free(bp->e[i].p);
       bp->e[i] = bp->e[--bp->n];
     } else {
@@ -266,6 +273,7 @@ void wc_bodypool_tick(wc_bodypool_t *bp) {
 void wc_bodypool_free(wc_bodypool_t *bp) {
   while (bp->n > 0)
     free(bp->e[--bp->n].p);
+  bp->bytes = 0;
 }
 
 /* Loop thread: gives back a JSON or form body buffer: kept when large, and
@@ -275,7 +283,8 @@ static void body_put(wc_conn_t *c, char *p, size_t cap, size_t faulted) {
   if (p == NULL || p == c->http.body_in)
     return;
   if (cap >= BODYPOOL_MIN)
-    bodypool_put(&c->srv->bodies, p, cap, faulted);
+    bodypool_put(&c->srv->bodies, p, cap, faulted,
+                 c->srv->buffered_cap / 2);
   else
     free(p);
 }
@@ -903,7 +912,6 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
        * known length gets its whole buffer at once, a kept one if there is
        * one (already faulted in). */
       size_t ncap = ct->buf_cap ? ct->buf_cap : 512;
-      size_t had = ct->buf == in ? 0 : ct->buf_cap; /* in the budget */
       size_t faulted = 0;
       char *n = NULL;
       while (ncap < ct->buf_len + len)
@@ -929,11 +937,22 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
         /* realloc's copy faulted in what it moved; the rest is new */
         faulted = n == ct->buf ? ct->buf_faulted : ct->buf_len;
       }
-      wc_server_budget_take(srv, ncap - had, 0);
-      ct->held += ncap - had;
       ct->buf = n;
       ct->buf_cap = ncap;
       ct->buf_faulted = faulted;
+    }
+    if (ct->buf != in && ct->buf_len + len > ct->buf_charged) {
+      /* The budget counts what arrives, in doubling steps, whatever the
+       * capacity: a client that announces 64 MiB and sends 600 KB holds
+       * about 1 MiB of it. */
+      size_t nc = ct->buf_charged ? ct->buf_charged : 512;
+      while (nc < ct->buf_len + len)
+        nc *= 2;
+      if (nc > ct->buf_cap)
+        nc = ct->buf_cap;
+      wc_server_budget_take(srv, nc - ct->buf_charged, 0);
+      ct->held += nc - ct->buf_charged;
+      ct->buf_charged = nc;
     }
     if (ct->buf_len + len > ct->buf_faulted && ct->buf_cap >= PREFAULT_MIN)
       prefault(ct, ct->buf_len + len);
@@ -1030,7 +1049,7 @@ static void run_parse_inline(wc_conn_t *c) {
   j.cap = ct->buf_cap;
   j.faulted = ct->buf_faulted;
   ct->buf = NULL;
-  ct->buf_len = ct->buf_cap = 0;
+  ct->buf_len = ct->buf_cap = ct->buf_charged = 0;
   parse_work(&j);
   if (ct->held > 0) {
     wc_server_budget_give(c->srv, ct->held, 0);
@@ -1058,7 +1077,7 @@ int wc_job_end(wc_conn_t *c) {
     if (queue_parse(c) < 0)
       return -ENOMEM;
     ct->buf = NULL;
-    ct->buf_len = ct->buf_cap = 0;
+    ct->buf_len = ct->buf_cap = ct->buf_charged = 0;
     ct->held = 0;
     ct->final_sent = 1;
   }

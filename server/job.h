@@ -61,7 +61,8 @@ void wc_blockpool_free(wc_blockpool_t *bp);
 /*
  * Large JSON and form body buffers kept per event loop for the next large
  * body (up to WC_BODYPOOL_N, each used only for a body of at least half its
- * size, each freed after 2-3 s unused): a fresh buffer costs a page fault
+ * size, each freed after 2-3 s unused, together at most half the loop's
+ * share of the buffered-bytes budget): a fresh buffer costs a page fault
  * (allocation, zeroing, page tables) per 4 KiB, about 30% of the server's
  * CPU time for an 85.8 MB JSON body, and munmap when freed. Loop thread
  * only.
@@ -74,6 +75,7 @@ typedef struct {
     unsigned age;        /* date-timer ticks unused */
   } e[WC_BODYPOOL_N];
   unsigned n;
+  uint64_t bytes; /* their capacity, at most half the loop's budget */
 } wc_bodypool_t;
 void wc_bodypool_free(wc_bodypool_t *bp);
 /* Once a second (the date timer): frees buffers unused for 2 ticks. */
@@ -103,6 +105,8 @@ typedef struct {
   size_t buf_len, buf_cap;
   size_t buf_faulted; /* buf[0..buf_faulted) is known to be mapped */
   uint64_t expect;    /* Content-Length, 0 when chunked */
+  size_t buf_charged; /* of buf, counted in the budget (grows with buf_len,
+                         not with buf_cap: a Content-Length is a promise) */
   /* the fast JSON path (job.c): the body while slices decode it in place;
    * why slices failed; the query's options */
   char *jbody;

@@ -4,6 +4,7 @@ clients never delay others, max_connections, bounded memory for streaming
 uploads and for unread pipelined output. No assertion is on timing: every
 wait is a generous upper bound."""
 
+import json
 import os
 import sys
 import threading
@@ -358,6 +359,36 @@ def test_buffered_json_bodies_are_bounded():
             # cap 256 MiB + one privileged body (40 MiB) + the parse of one
             # body at a time per worker and read buffers; 480 MiB unbounded
             assert hwm < 420 * 1024, "peak RSS %d KiB: buffered bodies are not bounded" % hwm
+
+
+def test_announced_length_holds_no_budget():
+    """A JSON body is counted in the budget as it arrives, not for the
+    Content-Length it announces: clients that announce 64 MiB each and stop
+    after 700 KB (six of them would hold 384 MiB, over the 256 MiB cap)
+    leave room for everyone else, whose uploads are answered at once
+    instead of after the stalled clients' body timeout."""
+    cfg = {"event_loops": 1, "timeouts_ms": {"body": 120000}, "log": {"access": False}}
+    with w.Server(cfg) as s:
+        stalled = []
+        try:
+            for i in range(6):
+                c = Conn(s.port, timeout=30)
+                c.send(build_request("POST", "/count", None,
+                                     [("Content-Type", "application/json"),
+                                      ("Content-Length", str((64 << 20) - 64))]))
+                c.sock.sendall(b'{"needle":"is","text":"' + b"is " * 240000)
+                stalled.append(c)
+            time.sleep(0.3)  # all of it read and buffered
+            text = ZEN * 4000
+            body = json.dumps({"needle": "is", "text": text.decode()}).encode()
+            for i in range(3):
+                # liveness, not speed: the old behaviour answered after 120 s
+                r = request(s.port, "POST", "/count", body, [("Content-Type", "application/json")],
+                            timeout=60 * w.SLOW)
+                check_counts(r, {"is": 40000}, len(text), "3.4 MB JSON beside announced 64 MiB bodies")
+        finally:
+            for c in stalled:
+                c.close()
 
 
 def test_unread_pipelined_output_is_bounded():
