@@ -102,6 +102,10 @@ static void setup(void) {
   srv.shared = &shared;
   wc_list_init(&srv.conns);
   wc_list_init(&srv.waiters);
+  wc_list_init(&srv.turners);
+  if (uv_check_init(&loop, &srv.turn_check) != 0)
+    abort();
+  uv_unref((uv_handle_t *)&srv.turn_check);
   srv.buffered_cap = 256u << 20;
   srv.jobs_cap = 64 * 2;
   srv.date_len = (size_t)snprintf(srv.date, sizeof srv.date,
@@ -174,8 +178,8 @@ static void check_output(void) {
     const char *p = out + off;
     size_t left = out_len - off;
     const char *hend = memmem(p, left, "\r\n\r\n", 4);
-    const char *cl, *eol;
-    size_t hlen, vlen = 0, body = 0;
+    const char *cl, *ct, *eol;
+    size_t hlen, vlen = 0, ctlen = 0, body = 0;
     int st;
     if (hend == NULL)
       die("output ends inside a response head");
@@ -204,9 +208,19 @@ static void check_output(void) {
         die("bad Content-Length");
       body = body * 10 + (size_t)(cl[i] - '0');
     }
-    /* Every body is JSON; a HEAD answer has the length but no body, and
-     * then the next response (or the end) follows at once. */
-    if (body > 0 && off < out_len && out[off] == '{') {
+    /* Every body is JSON but /metrics' (text/plain); a HEAD answer has
+     * the length but no body, and then the next response (or the end)
+     * follows at once. */
+    ct = header(eol + 2, hlen - (size_t)(eol + 2 - p), "Content-Type", &ctlen);
+    if (body > 0 && off < out_len && ct != NULL && ctlen >= 10 &&
+        memcmp(ct, "text/plain", 10) == 0 &&
+        !(out_len - off >= 5 && memcmp(out + off, "HTTP/", 5) == 0)) {
+      if (out_len - off < body)
+        die("output ends inside a response body");
+      if (st != 200 || out[off] != '#')
+        die("a text/plain body that is not /metrics'");
+      off += body;
+    } else if (body > 0 && off < out_len && out[off] == '{') {
       cJSON *j, *err;
       if (out_len - off < body)
         die("output ends inside a response body");
@@ -253,7 +267,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   srv.listener.accepted_fd = sv[0];
   atomic_fetch_add(&shared.nconns, 1); /* try_accept's reservation */
-  if (wc_conn_accept(&srv) != 0 || srv.nconns != 1)
+  atomic_fetch_add(&srv.load, 1);      /* and its count */
+  if (wc_conn_accept(&srv, -1) != 0 || srv.nconns != 1)
     die("wc_conn_accept failed");
 
   off = 0;
