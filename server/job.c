@@ -7,7 +7,8 @@
  *   bytes so that the loop does bounded work), the part before the cut is
  *   counted by one job with wc_count, and the rest is carried into the next
  *   block. Up to max_inflight blocks of one request are counted at once
- *   (workers, or 1 for mode=sequential); when the next block is full and the
+ *   (workers, or 1 for mode=sequential; one fewer for mode=auto while other
+ *   clients are connected: inflight_cap); when the next block is full and the
  *   limit is reached, the connection stops reading (WC_PAUSE_JOBS) until a
  *   block finishes. Counting slices cut at word boundaries and summing gives
  *   the count of the whole text (see wc_split in wordcount.h).
@@ -554,6 +555,19 @@ static char *block_alloc(wc_conn_t *c) {
 }
 
 /*
+ * Blocks of one raw body counted at once: 1 with mode=sequential, every
+ * worker with mode=parallel; with mode=auto every worker while this is the
+ * server's only client connection, one fewer while there are others, so
+ * that a big upload leaves a core to the event loops that serve them.
+ */
+static unsigned inflight_cap(const wc_count_t *ct) {
+  if (ct->spec.mode != WC_MODE_AUTO || ct->max_inflight <= 1 ||
+      wc_metrics_gauge_get(WC_G_OPEN_CONNECTIONS) <= 1)
+    return ct->max_inflight;
+  return ct->max_inflight - 1;
+}
+
+/*
  * Queues the filled block(s) of a raw body, the last one when the body is
  * complete. Returns 0 (maybe nothing could be queued yet) or -ENOMEM.
  */
@@ -599,7 +613,7 @@ static int dispatch(wc_conn_t *c) {
       ct->final_sent = 1;
       return 0;
     }
-    if (ct->inflight >= ct->max_inflight)
+    if (ct->inflight >= inflight_cap(ct))
       return 0;
     if (final) {
       if (ct->block_len == 0) {

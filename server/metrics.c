@@ -71,6 +71,10 @@ void wc_metrics_gauge_add(wc_gauge_t g, int64_t delta) {
   atomic_fetch_add_explicit(&m.gauges[g], delta, memory_order_relaxed);
 }
 
+int64_t wc_metrics_gauge_get(wc_gauge_t g) {
+  return atomic_load_explicit(&m.gauges[g], memory_order_relaxed);
+}
+
 void wc_metrics_counter_add(wc_counter_t c, uint64_t n) {
   atomic_fetch_add_explicit(&m.counters[c], n, memory_order_relaxed);
 }

@@ -40,6 +40,7 @@ typedef enum {
 } wc_counter_t;
 
 void wc_metrics_gauge_add(wc_gauge_t g, int64_t delta);
+int64_t wc_metrics_gauge_get(wc_gauge_t g);
 void wc_metrics_counter_add(wc_counter_t c, uint64_t n);
 
 /* Open connections of event loop `loop` (< WC_METRICS_MAX_LOOPS); the
