@@ -290,6 +290,20 @@ static void body_put(wc_conn_t *c, char *p, size_t cap, size_t faulted) {
     free(p);
 }
 
+/* The request's body buffer goes to its parse job (which gives it back
+ * with body_put); the request forgets it once the job has it. */
+static void body_lend(const wc_count_t *ct, job_t *j) {
+  j->data = ct->buf;
+  j->len = ct->buf_len;
+  j->cap = ct->buf_cap;
+  j->faulted = ct->buf_faulted;
+}
+
+static void body_forget(wc_count_t *ct) {
+  ct->buf = NULL;
+  ct->buf_len = ct->buf_cap = ct->buf_charged = ct->buf_faulted = 0;
+}
+
 /* Loop thread: frees what the job still owns (not the job itself, which
  * may live on the stack: run_parse_inline). */
 static void job_release(job_t *j) {
@@ -746,19 +760,15 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
   j->q_mode = ct->q_mode;
 }
 
-/* Queues the parse job of a JSON or form body (data: owned, held: its
- * budget bytes). 0, or -ENOMEM with nothing taken. */
-/* Moves the request's body buffer into a parse job and queues it. */
+/* Queues the parse job of the request's JSON or form body, which then
+ * owns the body and its budget bytes. 0, or -ENOMEM with nothing taken. */
 static int queue_parse(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   job_t *j = job_new(c, JOB_PARSE, 0);
   if (j == NULL)
     return -ENOMEM;
   parse_setup(c, j);
-  j->data = ct->buf;
-  j->len = ct->buf_len;
-  j->cap = ct->buf_cap;
-  j->faulted = ct->buf_faulted;
+  body_lend(ct, j);
   j->held = ct->held;
   if (queue(c, j) < 0) {
     j->data = NULL;
@@ -1013,7 +1023,6 @@ char *wc_job_read_into(wc_conn_t *c, size_t *len) {
   wc_count_t *ct = &h->count;
   uint64_t rest = h->parser.content_length; /* what llhttp still expects */
   size_t room;
-  char *at;
   if (!h->in_body || ct->expect == 0 || rest == 0 ||
       ct->err.kind != WC_E_NONE || h->route.action != WC_ACT_COUNT ||
       h->pending_err.kind != WC_E_NONE)
@@ -1023,18 +1032,17 @@ char *wc_job_read_into(wc_conn_t *c, size_t *len) {
     if (ct->block == NULL || ct->block_len >= WC_BLOCK_SIZE)
       return NULL;
     room = WC_BLOCK_SIZE - ct->block_len;
-    at = ct->block + ct->block_len;
-  } else {
-    if (ct->buf == NULL || ct->buf_cap < BODYPOOL_MIN ||
-        rest > ct->buf_cap - ct->buf_len)
-      return NULL;
-    room = READ_INTO_MAX;
-    if (ct->buf_len + (rest < room ? rest : room) > ct->buf_faulted)
-      prefault(ct, ct->buf_len + (rest < room ? rest : room));
-    at = ct->buf + ct->buf_len;
+    *len = rest < room ? (size_t)rest : room;
+    return ct->block + ct->block_len;
   }
+  if (ct->buf == NULL || ct->buf_cap < BODYPOOL_MIN ||
+      rest > ct->buf_cap - ct->buf_len)
+    return NULL;
+  room = READ_INTO_MAX;
   *len = rest < room ? (size_t)rest : room;
-  return at;
+  if (ct->buf_len + *len > ct->buf_faulted) /* before the kernel's copy */
+    prefault(ct, ct->buf_len + *len);
+  return ct->buf + ct->buf_len;
 }
 
 /*
@@ -1058,12 +1066,8 @@ static void run_parse_inline(wc_conn_t *c) {
     ct->spec.text_room = c->http.body_in;
     ct->spec.text_room_cap = sizeof c->http.body_in;
   }
-  j.data = ct->buf; /* job_release gives it back */
-  j.len = ct->buf_len;
-  j.cap = ct->buf_cap;
-  j.faulted = ct->buf_faulted;
-  ct->buf = NULL;
-  ct->buf_len = ct->buf_cap = ct->buf_charged = 0;
+  body_lend(ct, &j); /* job_release gives it back */
+  body_forget(ct);
   parse_work(&j);
   if (ct->held > 0) {
     wc_server_budget_give(c->srv, ct->held, 0);
@@ -1090,8 +1094,7 @@ int wc_job_end(wc_conn_t *c) {
   } else {
     if (queue_parse(c) < 0)
       return -ENOMEM;
-    ct->buf = NULL;
-    ct->buf_len = ct->buf_cap = ct->buf_charged = 0;
+    body_forget(ct);
     ct->held = 0;
     ct->final_sent = 1;
   }

@@ -114,6 +114,13 @@ static void release_slot(wc_server_t *srv) {
     }
 }
 
+/* A connection counted in this loop's load and holding a slot was not set
+ * up after all: both are given back. */
+static void unaccepted(wc_server_t *srv) {
+  atomic_fetch_sub(&srv->load, 1);
+  release_slot(srv);
+}
+
 /* balance_connections: the loop with the fewest connections, when it has
  * fewer than this one (ties stay here), else NULL. */
 static wc_server_t *balance_target(wc_server_t *srv) {
@@ -204,12 +211,8 @@ static void adopt_inbox(wc_server_t *srv) {
     } else {
       rc = wc_conn_accept(srv, fds[i]); /* closes fds[i] on failure */
     }
-    if (rc < 0 && srv->nconns == before) {
-      /* Not set up: its load and its slot are given back here (else when
-       * the connection is freed). */
-      atomic_fetch_sub(&srv->load, 1);
-      release_slot(srv);
-    }
+    if (rc < 0 && srv->nconns == before)
+      unaccepted(srv); /* else given back when the connection is freed */
     if (rc < 0 && rc != UV_ECANCELED)
       wc_log(WC_LOG_WARN, "accept (handed over): %s", uv_strerror(rc));
   }
@@ -244,10 +247,8 @@ static void try_accept(wc_server_t *srv) {
    * is freed (wc_server_conn_freed). */
   atomic_fetch_add(&srv->load, 1);
   rc = wc_conn_accept(srv, fd); /* closes fd (when >= 0) on failure */
-  if (srv->nconns == before) { /* no connection was set up: give it back */
-    atomic_fetch_sub(&srv->load, 1);
-    release_slot(srv);
-  }
+  if (srv->nconns == before) /* no connection was set up */
+    unaccepted(srv);
   if (rc < 0)
     wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
   /* Out of memory before uv_accept: the client still waits in the
