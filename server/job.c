@@ -538,7 +538,8 @@ static char *block_get(wc_blockpool_t *bp) {
   if (b == NULL)
     return malloc(BLOCK_CAP);
   memcpy(&bp->head, b, sizeof bp->head);
-  bp->n--;
+  if (--bp->n < bp->low)
+    bp->low = bp->n;
   return b;
 }
 
@@ -552,6 +553,16 @@ static void block_put(wc_blockpool_t *bp, char *b) {
   memcpy(b, &bp->head, sizeof bp->head);
   bp->head = b;
   bp->n++;
+}
+
+/* The pool is a stack: its `low` bottom blocks were not taken during this
+ * tick, and min(low, low_prev) in neither this nor the last one. */
+void wc_blockpool_tick(wc_blockpool_t *bp) {
+  unsigned idle = bp->low < bp->low_prev ? bp->low : bp->low_prev;
+  bp->low_prev = bp->low - idle; /* the spare ones left */
+  while (idle-- > 0)
+    free(block_get(bp)); /* idle <= low <= n: never a malloc */
+  bp->low = bp->n;
 }
 
 void wc_blockpool_free(wc_blockpool_t *bp) {

@@ -48,14 +48,18 @@ void wc_setcache_free(wc_setcache_t *sc);
 
 /*
  * Free body blocks kept per event loop (up to 8): a raw body's blocks are
- * reused instead of going back to malloc, whose dynamic mmap threshold
- * otherwise moves 1 MiB blocks into the heap, where their memory stays
- * after a peak (RSS grew 27% over a 10-minute soak). Loop thread only.
+ * reused, sparing a fresh block's mmap and page faults. Blocks left unused
+ * for two whole date-timer ticks (1-2 s) are freed (wc_blockpool_tick):
+ * each is a mapping of its own (main.c fixes malloc's mmap threshold), so
+ * its memory goes back to the kernel, and RSS follows the load instead of
+ * keeping the highest number of blocks ever in flight. Loop thread only.
  */
 typedef struct {
   void *head;
   unsigned n;
+  unsigned low, low_prev; /* fewest blocks kept during this tick, the last */
 } wc_blockpool_t;
+void wc_blockpool_tick(wc_blockpool_t *bp);
 void wc_blockpool_free(wc_blockpool_t *bp);
 
 /*

@@ -266,6 +266,7 @@ static void on_date_timer(uv_timer_t *t) {
   wc_server_t *srv = container_of(t, wc_server_t, date_timer);
   uv_timer_start(&srv->date_timer, on_date_timer, update_date(srv) + 1, 0);
   wc_bodypool_tick(&srv->bodies);
+  wc_blockpool_tick(&srv->blocks);
   wc_log_flush();
   reopen_listener(srv);
   if (atomic_load(&srv->accept_pending) && !srv->listener_lost)
