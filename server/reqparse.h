@@ -95,6 +95,10 @@ size_t wc_json_cuts(const char *raw, size_t n, size_t *cuts, size_t k);
 int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
                      size_t *fail_at);
 
+/* 1 (the default): wc_json_unescape uses AVX2 where the CPU has it. Tests
+ * set it to 0, before any thread runs, to check the SSE2 loop too. */
+extern int wc_json_avx2_allowed;
+
 /*
  * Why a JSON text failed to decode, gathered slice by slice (in any order)
  * from each failing slice's fail_at on, so that the body itself is not
