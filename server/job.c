@@ -21,6 +21,10 @@
  *   1 MiB into its buffer; never past the body's last byte, so what follows
  *   is read into the loop's read buffer as usual. wc_job_data then has
  *   nothing to copy.
+ * - Free blocks are kept per loop for the next raw body (wc_blockpool_t, up
+ *   to 8) and freed after two date-timer ticks unused; every block is a
+ *   mapping of its own (main.c fixes malloc's mmap threshold at 1 MiB), so
+ *   its memory goes back to the kernel.
  * - JSON and form buffers of 1 MiB and more are sized from the
  *   Content-Length and kept per loop when their request ends
  *   (wc_bodypool_t): a fresh one costs a page fault per 4 KiB. Buffers go

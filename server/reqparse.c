@@ -910,7 +910,8 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
                      size_t *fail_at) {
   size_t i = 0, o = 0;
 #ifdef JSON_AVX2
-  int avx2 = wc_json_avx2_allowed && __builtin_cpu_supports("avx2");
+  int avx2 = wc_json_avx2_allowed && __builtin_cpu_supports("avx2") &&
+             __builtin_cpu_supports("bmi");
 #endif
   while (i < n) {
     int cp, lo;
