@@ -49,7 +49,7 @@ void wc_setcache_free(wc_setcache_t *sc);
 /*
  * Free body blocks kept per event loop (up to 8): a raw body's blocks are
  * reused, sparing a fresh block's mmap and page faults. Blocks left unused
- * for two whole date-timer ticks (1-2 s) are freed (wc_blockpool_tick):
+ * for two whole date-timer ticks (2-3 s) are freed (wc_blockpool_tick):
  * each is a mapping of its own (main.c fixes malloc's mmap threshold), so
  * its memory goes back to the kernel, and RSS follows the load instead of
  * keeping the highest number of blocks ever in flight. Loop thread only.

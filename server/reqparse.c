@@ -830,10 +830,12 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
 
 int wc_json_avx2_allowed = 1;
 
+#if defined(__SSE2__) || defined(JSON_AVX2)
 /* The two-byte escapes and what they decode to; 0 for the rest. */
 static const unsigned char simple_escape[256] = {
     ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r',
     ['t'] = '\t', ['"'] = '"',  ['\\'] = '\\', ['/'] = '/'};
+#endif
 
 /*
  * The bulk of wc_json_unescape: from raw[*pi] (out[*po]) copies plain bytes
