@@ -446,16 +446,15 @@ int wc_conn_is_idle(const wc_conn_t *c) {
   return !c->writing && c->obuf_len == 0 && c->pend == NULL && !wc_http_busy(c);
 }
 
-int wc_conn_accept(wc_server_t *srv, int fd) {
+/* wc_conn_accept without the descriptor's fate: *fd becomes -1 once the
+ * connection's handle owns it (then wc_conn_close closes it). */
+static int conn_setup(wc_server_t *srv, int *fd) {
   wc_conn_t *c = calloc(1, sizeof *c);
   struct sockaddr_storage ss;
   int len = sizeof ss;
   int rc;
-  if (c == NULL) {
-    if (fd >= 0)
-      close(fd);
+  if (c == NULL)
     return -ENOMEM;
-  }
   c->srv = srv;
   wc_list_init(&c->link);
   wc_list_init(&c->wait_link);
@@ -463,8 +462,6 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc < 0) {
     free(c);
-    if (fd >= 0)
-      close(fd);
     return rc;
   }
   /* From here on the handles own a reference each; errors go through
@@ -475,8 +472,6 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
     c->refs = 1;
     c->closing = 1;
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
-    if (fd >= 0)
-      close(fd);
     return rc;
   }
   wc_list_push(&srv->conns, &c->link);
@@ -484,13 +479,11 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   wc_metrics_gauge_add(WC_G_OPEN_CONNECTIONS, 1);
   wc_metrics_loop_conns(srv->index, 1);
   wc_http_init(c);
-  rc = fd >= 0 ? uv_tcp_open(&c->tcp, fd)
-               : uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
-  if (rc < 0) {
-    if (fd >= 0) /* not the handle's */
-      close(fd);
+  rc = *fd >= 0 ? uv_tcp_open(&c->tcp, *fd)
+                : uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)&c->tcp);
+  if (rc < 0)
     goto fail;
-  }
+  *fd = -1; /* the handle's now */
   (void)uv_tcp_nodelay(&c->tcp, 1);
   if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
     char ip[48] = "?";
@@ -513,5 +506,12 @@ int wc_conn_accept(wc_server_t *srv, int fd) {
   return 0;
 fail:
   wc_conn_close(c);
+  return rc;
+}
+
+int wc_conn_accept(wc_server_t *srv, int fd) {
+  int rc = conn_setup(srv, &fd);
+  if (rc < 0 && fd >= 0)
+    close(fd);
   return rc;
 }

@@ -24,7 +24,7 @@ enum {
 };
 
 /* A connection reads at most this much before the other connections of
- * its loop get their turn (wc_conn_yield). */
+ * its loop get their turn (WC_PAUSE_TURN). */
 #define WC_READ_TURN (1024 * 1024)
 
 /* What the one timer of a connection is measuring. */

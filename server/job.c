@@ -239,9 +239,13 @@ static char *bodypool_take(wc_bodypool_t *bp, size_t need, size_t *cap,
 /* Keeps p for the next large body: within WC_BODYPOOL_N buffers and `max`
  * bytes (memory outside the budget: half of it), smaller kept buffers make
  * room for it; if it still does not fit, it is freed. */
+static int bodypool_full(const wc_bodypool_t *bp, size_t cap, uint64_t max) {
+  return bp->n == WC_BODYPOOL_N || bp->bytes + cap > max;
+}
+
 static void bodypool_put(wc_bodypool_t *bp, char *p, size_t cap,
                          size_t faulted, uint64_t max) {
-  while (bp->n > 0 && (bp->n == WC_BODYPOOL_N || bp->bytes + cap > max)) {
+  while (bp->n > 0 && bodypool_full(bp, cap, max)) {
     unsigned small = 0;
     for (unsigned i = 1; i < bp->n; i++)
       if (bp->e[i].cap < bp->e[small].cap)
@@ -252,7 +256,7 @@ static void bodypool_put(wc_bodypool_t *bp, char *p, size_t cap,
     free(bp->e[small].p);
     bp->e[small] = bp->e[--bp->n];
   }
-  if (bp->n == WC_BODYPOOL_N || bp->bytes + cap > max) {
+  if (bodypool_full(bp, cap, max)) {
     free(p);
     return;
   }

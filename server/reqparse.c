@@ -830,12 +830,11 @@ int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
 
 int wc_json_avx2_allowed = 1;
 
-#if defined(__SSE2__) || defined(JSON_AVX2)
-/* The two-byte escapes and what they decode to; 0 for the rest. */
+/* The two-byte escapes and what they decode to; 0 for the rest (\u, and
+ * every escape cJSON rejects). The vector loops and the byte loop share it. */
 static const unsigned char simple_escape[256] = {
     ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r',
     ['t'] = '\t', ['"'] = '"',  ['\\'] = '\\', ['/'] = '/'};
-#endif
 
 /*
  * The bulk of wc_json_unescape: from raw[*pi] (out[*po]) copies plain bytes
@@ -917,6 +916,7 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
 #endif
   while (i < n) {
     int cp, lo;
+    unsigned char c;
 #ifdef JSON_AVX2
     if (avx2)
       unescape_run_avx2(raw, n, out, &i, &o);
@@ -930,28 +930,9 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
       break;
     if (raw[i] == '\0' || i + 1 >= n)
       goto fail;
-    switch (raw[i + 1]) {
-    case 'b':
-      out[o++] = '\b';
-      break;
-    case 'f':
-      out[o++] = '\f';
-      break;
-    case 'n':
-      out[o++] = '\n';
-      break;
-    case 'r':
-      out[o++] = '\r';
-      break;
-    case 't':
-      out[o++] = '\t';
-      break;
-    case '"':
-    case '\\':
-    case '/':
-      out[o++] = raw[i + 1];
-      break;
-    case 'u':
+    if ((c = simple_escape[(unsigned char)raw[i + 1]]) != 0) {
+      out[o++] = (char)c;
+    } else if (raw[i + 1] == 'u') {
       /* cJSON's rules: no lone low surrogate, a high one only with a low
        * one right after it; and no NUL (see has_nul). */
       if (n - i < 6 || (cp = hexval4(raw + i + 2)) <= 0 ||
@@ -966,8 +947,7 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
       }
       o += wc_utf8_encode(cp, (uint8_t *)(out + o));
       i += 4;
-      break;
-    default:
+    } else {
       goto fail;
     }
     i += 2;
@@ -1051,7 +1031,7 @@ void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
        * took six bytes: cJSON reads the closing quote as the escaped
        * character and the string ends there. */
       break;
-    } else if (strchr("bfnrt\"\\/", q[1]) != NULL && q[1] != '\0') {
+    } else if (simple_escape[(unsigned char)q[1]] != 0) {
       q += 2;
       continue;
     } else if (q[1] != 'u' || end - q < 6) {
