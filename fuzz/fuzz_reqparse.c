@@ -5,7 +5,9 @@
  * Input layout:
  *   byte 0      bits 0-1: the body parser (0 none, 1 form, 2 JSON, 3 JSON);
  *               bit 2: small limits (2 needles of at most 4 bytes);
- *               bits 3-7: ignored
+ *               bit 3: the JSON text's room is the body's own buffer, as
+ *               the server lends a small body's (flat path check only);
+ *               bits 4-7: ignored
  *   the rest    a query string, then optionally the byte 0x00 and a body:
  *               the query is parsed first and the body into the same spec,
  *               as the server does for a JSON or form request with options
@@ -22,7 +24,10 @@
  *     independent decoder written here (distinct, in first-seen order), and
  *     the form text equals its decoded "text" field;
  *   - for JSON bodies, the fast path (wc_reqparse_json_split and
- *     wc_json_unescape, whole and in slices) agrees with wc_reqparse_json.
+ *     wc_json_unescape, whole and in slices) agrees with wc_reqparse_json;
+ *   - for JSON bodies, wc_reqparse_json's flat path and its cJSON path
+ *     (wc_reqparse_flat_allowed 1 and 0) give the same return value, the
+ *     same error message and the same needles, options and text.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -201,7 +206,9 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
   if (vs > ve || ve > blen || b.text_len != 0 || !b.has_text)
     die("json_split: bad span or text", in, len);
   memset(&e, 0, sizeof e);
+  wc_reqparse_flat_allowed = 0; /* the reference: cJSON */
   ra = wc_reqparse_json(&a, body, blen, lim, &e);
+  wc_reqparse_flat_allowed = 1;
   if (ra == 0)
     ra = wc_reqparse_finish(&a, WC_BODY_JSON, &e);
   whole = malloc(blen + 1);
@@ -281,6 +288,55 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
   wc_reqparse_free(&b);
 }
 
+/*
+ * wc_reqparse_json with its flat path against the same call with cJSON
+ * only, both after the same query string, as the server parses them.
+ */
+static void check_flat(const char *q, size_t qlen, const char *body,
+                       size_t blen, const wc_reqlimits_t *lim, int in_body,
+                       const uint8_t *in, size_t len) {
+  wc_countspec_t a, b;
+  wc_error_t ea, eb;
+  int ra, rb, same;
+  char *ba = malloc(blen + 1), *bb = malloc(blen + 1);
+  if (ba == NULL || bb == NULL)
+    abort();
+  memcpy(ba, body, blen);
+  memcpy(bb, body, blen);
+  wc_reqparse_init(&a);
+  wc_reqparse_init(&b);
+  if (wc_reqparse_query(&a, q, qlen, lim, &ea) == 0 &&
+      wc_reqparse_query(&b, q, qlen, lim, &eb) == 0) {
+    memset(&ea, 0, sizeof ea);
+    memset(&eb, 0, sizeof eb);
+    if (in_body) {
+      a.text_room = ba;
+      b.text_room = bb;
+      a.text_room_cap = b.text_room_cap = blen + 1;
+    }
+    ra = wc_reqparse_json(&a, ba, blen, lim, &ea);
+    wc_reqparse_flat_allowed = 0;
+    rb = wc_reqparse_json(&b, bb, blen, lim, &eb);
+    wc_reqparse_flat_allowed = 1;
+    if (ra != rb)
+      die("json flat path: return value differs from cJSON's", in, len);
+    if (ra < 0 && (ea.kind != eb.kind || strcmp(ea.msg, eb.msg) != 0))
+      die("json flat path: error differs from cJSON's", in, len);
+    same = a.n == b.n && a.flags == b.flags && a.mode == b.mode &&
+           a.has_text == b.has_text && a.text_len == b.text_len &&
+           (!a.has_text || memcmp(a.text, b.text, a.text_len + 1) == 0);
+    for (size_t i = 0; same && i < a.n; i++)
+      same = a.lens[i] == b.lens[i] &&
+             memcmp(a.needles[i], b.needles[i], a.lens[i] + 1) == 0;
+    if (ra == 0 && !same)
+      die("json flat path: spec differs from cJSON's", in, len);
+  }
+  wc_reqparse_free(&a);
+  wc_reqparse_free(&b);
+  free(ba);
+  free(bb);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   wc_countspec_t s;
   wc_error_t e;
@@ -325,6 +381,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (rc == 0 && body != NULL && which != 1 && s.n == 0)
     check_json_fast(&s, body, blen, &lim, data, size);
+  if (rc == 0 && body != NULL && which != 1)
+    check_flat(q, qlen, body, blen, &lim, (data[0] & 8) != 0, data, size);
   if (rc == 0 && body != NULL) {
     size_t n0 = s.n;
     memset(&e, 0, sizeof e);

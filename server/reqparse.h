@@ -99,6 +99,11 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
  * set it to 0, before any thread runs, to check the SSE2 loop too. */
 extern int wc_json_avx2_allowed;
 
+/* 1 (the default): wc_reqparse_json takes a flat object of known keys
+ * without cJSON (see reqparse_flat in reqparse.c); 0 sends every body
+ * through cJSON. Tests and the fuzzer compare the two. */
+extern int wc_reqparse_flat_allowed;
+
 /*
  * Why a JSON text failed to decode, gathered slice by slice (in any order)
  * from each failing slice's fail_at on, so that the body itself is not
