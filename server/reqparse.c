@@ -529,10 +529,10 @@ static size_t skip_string(const char *p, size_t i, size_t len);
 enum { FLAT_NO = 0, FLAT_TAKEN = 1 };
 
 typedef struct {
-  unsigned bit;   /* SEEN_*; SEEN_NEEDLES once per array element */
-  const char *v;  /* decoded string (not for SEEN_IGNORE_CASE, SEEN_TEXT) */
+  unsigned bit;  /* SEEN_*; SEEN_NEEDLES once per array element */
+  const char *v; /* decoded string (not for SEEN_IGNORE_CASE, SEEN_TEXT) */
   size_t len;
-  int on;         /* SEEN_IGNORE_CASE */
+  int on; /* SEEN_IGNORE_CASE */
 } flat_op_t;
 
 static unsigned flat_key(const char *k, size_t n) {
@@ -725,8 +725,8 @@ static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
   }
 close:
   /* After the value, wc_reqparse_json allows only these. */
-  while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' ||
-                     p[i] == '\n'))
+  while (i < len &&
+         (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
     i++;
   if (i != len)
     goto no;
@@ -901,7 +901,7 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
       char *t = it->valuestring;
       if (arena_owns(t)) {
         t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
-                                                           : malloc(tl + 1);
+                                                          : malloc(tl + 1);
         if (t == NULL) {
           wc_errors_set(e, WC_E_NO_MEMORY, NULL);
           rc = -ENOMEM;
@@ -1128,7 +1128,7 @@ int wc_json_avx2_allowed = 1;
 /* The two-byte escapes and what they decode to; 0 for the rest (\u, and
  * every escape cJSON rejects). The vector loops and the byte loop share it. */
 static const unsigned char simple_escape[256] = {
-    ['b'] = '\b', ['f'] = '\f', ['n'] = '\n', ['r'] = '\r',
+    ['b'] = '\b', ['f'] = '\f', ['n'] = '\n',  ['r'] = '\r',
     ['t'] = '\t', ['"'] = '"',  ['\\'] = '\\', ['/'] = '/'};
 
 /*
@@ -1180,8 +1180,8 @@ static inline unsigned mask_sse2(__m128i v) {
                    _mm_cmpeq_epi8(v, _mm_setzero_si128())));
 }
 
-static void unescape_run_sse2(const char *raw, size_t n, char *out,
-                              size_t *pi, size_t *po) {
+static void unescape_run_sse2(const char *raw, size_t n, char *out, size_t *pi,
+                              size_t *po) {
   UNESCAPE_RUN(16, __m128i, _mm_loadu_si128, _mm_storeu_si128, mask_sse2);
 }
 #endif
@@ -1197,8 +1197,7 @@ JSON_AVX2 static inline unsigned mask_avx2(__m256i v) {
  * (16.8 vs 24 ms, one core of the bench machine). */
 JSON_AVX2 static void unescape_run_avx2(const char *raw, size_t n, char *out,
                                         size_t *pi, size_t *po) {
-  UNESCAPE_RUN(32, __m256i, _mm256_loadu_si256, _mm256_storeu_si256,
-               mask_avx2);
+  UNESCAPE_RUN(32, __m256i, _mm256_loadu_si256, _mm256_storeu_si256, mask_avx2);
 }
 #endif
 

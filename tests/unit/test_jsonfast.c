@@ -223,24 +223,42 @@ static void test_fast_path_matches_cjson_sse2(void **state) {
 #define FLAT_BODIES 200000
 
 static const char *const keys[] = {
-    "\"text\"",     "\"needle\"",  "\"needles\"", "\"mode\"",
+    "\"text\"",     "\"needle\"",      "\"needles\"",    "\"mode\"",
     "\"boundary\"", "\"ignore_case\"", "\"te\\u0078t\"", "\"other\"",
     "\"Text\"",     "\"needle \"",
 };
 static const char *const strs[] = {
-    "\"is\"",        "\"a b\"",       "\"\\u00e9t\\u00e9\"", "\"\xc3\xa9t\xc3\xa9\"",
-    "\"\\n\"",       "\"parallel\"",  "\"sequential\"",      "\"auto\"",
-    "\"word\"",      "\"space\"",     "\"x\\q\"",            "\"\xff\"",
-    "\"\"",          "\"is this is it\\r\\nis\"", "\"\\\"is\\\"\"", "\"\\\\\"",
-    "\"\\uD83D\\uDE00\"", "\"\\uD800\"", "\"a\x01" "b\"",    "\"par\\u0061llel\"",
-    "\"IS\"",        "\"is\\/it\"",   "\"\\t\"",
+    "\"is\"",
+    "\"a b\"",
+    "\"\\u00e9t\\u00e9\"",
+    "\"\xc3\xa9t\xc3\xa9\"",
+    "\"\\n\"",
+    "\"parallel\"",
+    "\"sequential\"",
+    "\"auto\"",
+    "\"word\"",
+    "\"space\"",
+    "\"x\\q\"",
+    "\"\xff\"",
+    "\"\"",
+    "\"is this is it\\r\\nis\"",
+    "\"\\\"is\\\"\"",
+    "\"\\\\\"",
+    "\"\\uD83D\\uDE00\"",
+    "\"\\uD800\"",
+    "\"a\x01"
+    "b\"",
+    "\"par\\u0061llel\"",
+    "\"IS\"",
+    "\"is\\/it\"",
+    "\"\\t\"",
 };
 static const char *const others[] = {
-    "true", "false", "tru", "null", "1", "-0.5e3", "{}", "{\"a\":1}", "[]",
-    "[\"is\"]", "truex",
+    "true", "false",     "tru", "null",     "1",     "-0.5e3",
+    "{}",   "{\"a\":1}", "[]",  "[\"is\"]", "truex",
 };
-static const char *const spaces[] = {"", "", "", " ", "\t", "\n", "\r\n ",
-                                     "\x01"};
+static const char *const spaces[] = {"",   "",   "",      " ",
+                                     "\t", "\n", "\r\n ", "\x01"};
 
 #define PICK(a) (a)[rnd(sizeof(a) / sizeof *(a))]
 
@@ -355,8 +373,8 @@ static void test_flat_path_matches_cjson(void **state) {
     wc_reqparse_flat_allowed = 0;
     rb = wc_reqparse_json(&b, pb, len, &lim, &eb);
     wc_reqparse_flat_allowed = 1;
-    if (ra != rb || (ra < 0 && (ea.kind != eb.kind ||
-                                strcmp(ea.msg, eb.msg) != 0))) {
+    if (ra != rb ||
+        (ra < 0 && (ea.kind != eb.kind || strcmp(ea.msg, eb.msg) != 0))) {
       fprintf(stderr, "body:  %.*s\nflat:  %d %s\ncJSON: %d %s\n", (int)len,
               body, ra, ra < 0 ? ea.msg : "", rb, rb < 0 ? eb.msg : "");
       fail_msg("flat path and cJSON disagree");
