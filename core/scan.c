@@ -86,6 +86,21 @@ static inline uint64_t end_bit(size_t len, bool eot, size_t off) {
   return (eot && off <= len && len - off < 64) ? 1ull << (len - off) : 0;
 }
 
+/*
+ * The masks of a block that starts at or past the end of buf: those that
+ * the mask functions give for its zero padding, without building the
+ * padding and comparing it. The scan loop needs the next block's masks
+ * for the last block of every text, so a short text (a small request's)
+ * would otherwise pay for a second block.
+ */
+static inline void masks_past_end(const wc_needles_t *set, size_t len, bool eot,
+                                  size_t off, wc_block_t *m) {
+  m->sp = m->nl = m->cr = 0;
+  for (size_t i = 0; i < set->nbytes; i++)
+    m->eq[i] = set->bytevals[i] == 0 ? ~0ull : 0;
+  m->end = end_bit(len, eot, off);
+}
+
 static inline void masks_scalar(const wc_needles_t *set, const uint8_t *buf,
                                 size_t len, bool eot, size_t off, bool ci,
                                 wc_block_t *m) {

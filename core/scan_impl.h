@@ -45,7 +45,10 @@ SCAN_TARGET void SCAN_NAME(const wc_needles_t *set, const uint8_t *buf,
   SCAN_MASKS(set, buf, len, eot, 64 * k, ci, cur);
   for (; k <= kend; k++) {
     const size_t off = 64 * k;
-    SCAN_MASKS(set, buf, len, eot, off + 64, ci, nxt);
+    if (off + 64 >= len)
+      masks_past_end(set, len, eot, off + 64, nxt);
+    else
+      SCAN_MASKS(set, buf, len, eot, off + 64, ci, nxt);
     uint64_t range = ~0ull;
     if (off < from)
       range &= ~0ull << (from - off);
