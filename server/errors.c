@@ -103,8 +103,19 @@ wc_err_t wc_errors_from_errno(int err) {
 int wc_errors_json_escape(char *buf, size_t cap, size_t *pos, const char *s,
                           size_t len) {
   static const char hex[] = "0123456789abcdef";
-  int utf8 = wc_utf8_valid(s, len);
-  size_t p = *pos;
+  int utf8;
+  size_t p = *pos, plain = 0;
+  /* Printable ASCII without '"' and '\\' (a needle such as "is"): as is. */
+  while (plain < len && (unsigned char)s[plain] >= 0x20 &&
+         (unsigned char)s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\')
+    plain++;
+  if (plain == len && p + len + 1 <= cap) {
+    memcpy(buf + p, s, len);
+    buf[p + len] = '\0';
+    *pos = p + len;
+    return 0;
+  }
+  utf8 = wc_utf8_valid(s, len);
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)s[i];
     char tmp[6];

@@ -91,6 +91,8 @@ static void request_end(wc_http_t *h) {
  * seed is random per process and n counts up, so ids never repeat within a
  * process and differ between replicas. Loop thread only.
  */
+static char hex_pairs[512]; /* "000102...ff", filled by settings_init */
+
 static size_t request_id_new(char *out, size_t cap) {
   /* Per thread: each event loop has its own sequence. */
   static _Thread_local uint64_t seed, n;
@@ -107,8 +109,8 @@ static size_t request_id_new(char *out, size_t cap) {
   z ^= z >> 31;
   if (cap < 17)
     return 0;
-  for (int i = 15; i >= 0; i--, z >>= 4)
-    out[i] = "0123456789abcdef"[z & 15];
+  for (int i = 14; i >= 0; i -= 2, z >>= 8) /* two digits per byte */
+    memcpy(out + i, hex_pairs + 2 * (z & 0xff), 2);
   out[16] = '\0';
   return 16;
 }
@@ -205,14 +207,32 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
  */
 static int ieq(const char *f, const char *lower, size_t n) {
   uint64_t a, b, diff = 0;
+  uint32_t a4, b4;
   size_t i = 0;
+  if (n < 8) { /* the names here have 4 or 6 bytes: two overlapping loads */
+    if (n < 4) {
+      for (; i < n; i++)
+        diff |=
+            (uint64_t)(((unsigned char)f[i] | 0x20) ^ (unsigned char)lower[i]);
+      return diff == 0;
+    }
+    memcpy(&a4, f, 4);
+    memcpy(&b4, lower, 4);
+    diff = (a4 | 0x20202020u) ^ b4;
+    memcpy(&a4, f + n - 4, 4);
+    memcpy(&b4, lower + n - 4, 4);
+    return (diff | ((a4 | 0x20202020u) ^ b4)) == 0;
+  }
   for (; i + 8 <= n; i += 8) {
     memcpy(&a, f + i, 8);
     memcpy(&b, lower + i, 8);
     diff |= (a | UINT64_C(0x2020202020202020)) ^ b;
   }
-  for (; i < n; i++)
-    diff |= (uint64_t)(((unsigned char)f[i] | 0x20) ^ (unsigned char)lower[i]);
+  if (i < n) { /* the last 8 bytes, overlapping the ones compared */
+    memcpy(&a, f + n - 8, 8);
+    memcpy(&b, lower + n - 8, 8);
+    diff |= (a | UINT64_C(0x2020202020202020)) ^ b;
+  }
   return diff == 0;
 }
 
@@ -571,6 +591,10 @@ static void settings_init(void) {
       "0123456789-._~!$&'()*+,;=:[]%";
   for (const char *q = ok; *q != '\0'; q++)
     host_ok[(unsigned char)*q] = 1;
+  for (int b = 0; b < 256; b++) {
+    hex_pairs[2 * b] = "0123456789abcdef"[b >> 4];
+    hex_pairs[2 * b + 1] = "0123456789abcdef"[b & 15];
+  }
   llhttp_settings_init(&settings);
   settings.on_message_begin = on_message_begin;
   settings.on_url = on_url;
@@ -883,11 +907,15 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
     wc_conn_close(c);
     return;
   }
-  n = WC_PUT_LIT(hdr, n, "HTTP/1.1 ");
-  n += wc_u64_dec(hdr + n, (uint64_t)status);
-  hdr[n++] = ' ';
-  n = wc_put(hdr, n, rs, rs_len);
-  n = WC_PUT_LIT(hdr, n, "\r\n");
+  if (status == 200) {
+    n = WC_PUT_LIT(hdr, n, "HTTP/1.1 200 OK\r\n");
+  } else {
+    n = WC_PUT_LIT(hdr, n, "HTTP/1.1 ");
+    n += wc_u64_dec(hdr + n, (uint64_t)status);
+    hdr[n++] = ' ';
+    n = wc_put(hdr, n, rs, rs_len);
+    n = WC_PUT_LIT(hdr, n, "\r\n");
+  }
   n = wc_put(hdr, n, srv->date, srv->date_len);
   if (status != 204) {
     n = WC_PUT_LIT(hdr, n, "Content-Type: ");

@@ -425,6 +425,73 @@ def test_strict_parsing_vectors():
         "\n  ".join(failures)
 
 
+def _case_variants(name, rng):
+    """name in lower, upper and random case."""
+    return [name.lower(), name.upper(), "".join(ch.upper() if rng.random() < 0.5 else ch for ch in name)]
+
+
+def _near_misses(name):
+    """name with one byte changed at every position (the header matcher
+    compares 4 or 8 bytes at a time, with overlapping loads at the end),
+    and with one byte more and one less."""
+    out = [name[:i] + ("q" if name[i].lower() != "q" else "z") + name[i + 1:] for i in range(len(name))]
+    return out + [name + "x", name[:-1]]
+
+
+def test_header_names_any_case_and_near_misses():
+    """The headers the server acts on are recognised in any letter case,
+    and a name that differs in any one byte, or in length, is not one of
+    them (it is an ordinary header, ignored)."""
+    rng = random.Random(SEED)
+    p = port()
+    for name in _case_variants("Host", rng):
+        r = request(p, "GET", "/healthz", headers=[(name, "x")], host=False)
+        assert r.status == 200, "%r: %r" % (name, r)
+    for name in _near_misses("Host"):
+        r = request(p, "GET", "/healthz", headers=[(name, "x")], host=False)
+        check_error(r, 400, mentions=["Host"])
+    body = b'{"text": "is is", "needle": "is"}'
+    for name in _case_variants("Content-Type", rng):
+        r = request(p, "POST", "/count", body, headers=[(name, "application/json")])
+        check_counts(r, {"is": 2}, 5, "JSON with %r" % name)
+    for name in _near_misses("Content-Type"):  # not JSON: a raw body
+        r = request(p, "POST", "/count?needle=is", body, headers=[(name, "application/json")])
+        check_counts(r, {"is": 0}, len(body), "raw body with %r" % name)
+    for name in _case_variants("X-Request-Id", rng):
+        r = request(p, "GET", "/healthz", headers=[(name, "abc-1")])
+        assert r.header("X-Request-Id") == "abc-1", "%r: %r" % (name, r)
+    for name in _near_misses("X-Request-Id"):
+        r = request(p, "GET", "/healthz", headers=[(name, "abc-1")])
+        assert r.header("X-Request-Id") not in (None, "abc-1"), "%r: %r" % (name, r)
+    for name in _case_variants("Content-Length", rng):
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), b"is is", [(name, "5")], content_length=False))
+            check_counts(c.read_response(), {"is": 2}, 5, "body framed by %r" % name)
+    for name in _near_misses("Content-Length"):  # no framing: no body
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [(name, "5")]))
+            check_counts(c.read_response(), {"is": 0}, 0, "no body with %r" % name)
+    for name in _case_variants("Transfer-Encoding", rng):
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [(name, "chunked")]) +
+                   b"5\r\nis is\r\n0\r\n\r\n")
+            check_counts(c.read_response(), {"is": 2}, 5, "chunked by %r" % name)
+    for name in _near_misses("Transfer-Encoding"):
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [(name, "chunked")]))
+            check_counts(c.read_response(), {"is": 0}, 0, "no body with %r" % name)
+    for name in _case_variants("Expect", rng):
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [(name, "100-continue"), ("Content-Length", "5")]))
+            r = c.read_response()
+            assert r.status == 100, "%r: %r" % (name, r)
+    for name in _near_misses("Expect"):  # no interim answer: the body is awaited
+        with Conn(p) as c:
+            c.send(build_request("POST", count_target(["is"]), None, [(name, "100-continue"), ("Content-Length", "5")]))
+            c.send(b"is is")
+            check_counts(c.read_response(), {"is": 2}, 5, "no 100 with %r" % name)
+
+
 def test_http10_without_host_is_fine():
     r = request(port(), "GET", "/healthz", version="1.0", host=False)
     assert r.status == 200, r
