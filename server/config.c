@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "cpus.h"
 #include "util.h"
 #include "wordcount.h"
 
@@ -466,16 +467,12 @@ int wc_config_load_env(wc_config_t *cfg, char *err, size_t errlen) {
 
 int wc_config_apply_workers(wc_config_t *cfg) {
   char buf[16];
-  if (cfg->workers == 0) {
-    unsigned n = uv_available_parallelism();
-    cfg->workers = n == 0 ? 1 : n > 1024 ? 1024 : n;
-  }
-  if (cfg->event_loops == 0) {
-    unsigned n = uv_available_parallelism();
-    cfg->event_loops = n == 0                   ? 1
-                       : n > WC_MAX_EVENT_LOOPS ? WC_MAX_EVENT_LOOPS
-                                                : n;
-  }
+  unsigned n = cfg->workers == 0 || cfg->event_loops == 0 ? wc_cpus_usable()
+                                                          : 1;
+  if (cfg->workers == 0)
+    cfg->workers = n > 1024 ? 1024 : n;
+  if (cfg->event_loops == 0)
+    cfg->event_loops = n > WC_MAX_EVENT_LOOPS ? WC_MAX_EVENT_LOOPS : n;
   snprintf(buf, sizeof buf, "%u", cfg->workers);
   if (setenv("UV_THREADPOOL_SIZE", buf, 1) != 0)
     return -errno;

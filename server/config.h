@@ -73,7 +73,9 @@ int wc_config_set(wc_config_t *cfg, const char *key, const char *value,
                   char *err, size_t errlen);
 
 /*
- * Resolves workers == 0 and event_loops == 0 to the number of CPUs, exports
+ * Resolves workers == 0 and event_loops == 0 to the number of CPUs the
+ * process may use (wc_cpus_usable: its affinity, lowered to a cgroup CPU
+ * quota), exports
  * UV_THREADPOOL_SIZE, which libuv reads once, on the first use of its pool:
  * call this before anything queues work. Returns 0 or a negative errno.
  */

@@ -5,6 +5,7 @@ flags; --help and --version; --port 0 prints the address."""
 import json
 import os
 import socket
+import subprocess
 import sys
 import time
 
@@ -212,6 +213,67 @@ def test_event_loops_flag_env_and_metrics():
     assert rc == 2 and "event-loops" in err, (rc, err)
     rc, out, err = run_cli(["--port", "0"], env={"WORDCOUNT_EVENT_LOOPS": "99"})
     assert rc == 2 and "WORDCOUNT_EVENT_LOOPS" in err, (rc, err)
+
+
+def _quota_cgroup(cpus_x100k):
+    """A fresh cgroup with a CPU quota of cpus_x100k / 100000 CPUs (v1 cpu
+    controller, or v2 with cpu delegated), or None when this machine does
+    not let the test make one (not root, read-only, no cpu controller)."""
+    name = "wc-test-%d" % os.getpid()
+    v1 = "/sys/fs/cgroup/cpu"
+    try:
+        if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
+            d = os.path.join(v1, name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+                f.write("100000")
+            with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+                f.write(str(cpus_x100k))
+            return d
+        with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+            if "cpu" not in f.read().split():
+                return None
+        d = os.path.join("/sys/fs/cgroup", name)
+        os.mkdir(d)
+        with open(os.path.join(d, "cpu.max"), "w") as f:
+            f.write("%d 100000" % cpus_x100k)
+        return d
+    except OSError:
+        return None
+
+
+def test_event_loops_and_workers_follow_a_cpu_quota():
+    """event_loops 0 and workers 0 count the CPUs of a cgroup quota (as
+    docker run --cpus sets one), rounded up, not those of the affinity."""
+    d = _quota_cgroup(50000)  # half a CPU: one loop, one worker
+    if d is None:
+        w.log("    (skipped: cannot make a cgroup with a CPU quota here)")
+        return
+    # a shell moves itself into the cgroup, then becomes the server
+    cmd = ["sh", "-c", 'echo $$ > "$1" && exec "$2" --port 0 --host "$3"', "sh",
+           os.path.join(d, "cgroup.procs"), w.BIN, w.HOST]
+    try:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("WORDCOUNT_")})
+        try:
+            err = b""
+            deadline = time.time() + 20 * w.SLOW
+            while b"event loop(s)" not in err and time.time() < deadline:
+                line = p.stderr.readline()
+                if not line:
+                    break
+                err += line
+            assert b"1 event loop(s), 1 worker(s)" in err, err
+        finally:
+            p.terminate()
+            p.wait(30)
+    finally:
+        for _ in range(50):  # the cgroup goes once its process has left
+            try:
+                os.rmdir(d)
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def loop_metrics(port):
