@@ -8,6 +8,12 @@
  * bad value is an error naming the culprit; "needle" repeats (and "needles"
  * in JSON is an array), other names may appear once per source; needles are
  * kept distinct in the order first given.
+ *
+ * JSON has three paths, all giving cJSON's answers and error messages:
+ * cJSON itself (any body); reqparse_flat, for the flat objects clients send
+ * (no cJSON tree: it falls back to cJSON on anything else); and, for large
+ * bodies, wc_reqparse_json_split, which leaves the text to wc_json_unescape
+ * (whole or in parallel slices) and parses the rest.
  */
 #include "reqparse.h"
 
