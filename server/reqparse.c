@@ -609,12 +609,28 @@ static int flat_decode(const char *p, size_t i, size_t end, int plain,
   return wc_json_unescape(p + i + 1, end - i - 1, out, out_len, &at);
 }
 
+/* After a value in an object or array: 1 at a ',' (*i moved to the next
+ * value), 0 at the closer (*i moved past it), -1 at anything else. */
+static int flat_next(const char *p, size_t len, size_t *i, char closer) {
+  size_t k = skip_ws(p, *i, len);
+  if (k < len && p[k] == ',') {
+    *i = skip_ws(p, k + 1, len);
+    return 1;
+  }
+  if (k < len && p[k] == closer) {
+    *i = k + 1;
+    return 0;
+  }
+  return -1;
+}
+
 static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
                          const wc_reqlimits_t *lim, wc_error_t *e, int *rc) {
   flat_op_t ops[FLAT_OPS];
   char scratch[FLAT_SCRATCH];
   size_t nops = 0, used = 0, i, k, text_at = FLAT_OPS, tl = 0;
   unsigned seen = 0;
+  int more;
   const char *tsrc = NULL; /* the text: its raw bytes when plain, ... */
   char *tdec = NULL;       /* ... else decoded in scratch or in a malloc */
   int tmine = 0;           /* tdec was allocated here */
@@ -704,30 +720,16 @@ static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
           used += n;
         }
         i = end + 1;
-        if (!array)
+        if (!array || (more = flat_next(p, len, &i, ']')) == 0)
           break;
-        i = skip_ws(p, i, len);
-        if (i < len && p[i] == ',') {
-          i = skip_ws(p, i + 1, len);
-          continue;
-        }
-        if (i < len && p[i] == ']') {
-          i++;
-          break;
-        }
-        goto no;
+        if (more < 0)
+          goto no;
       }
     }
-    i = skip_ws(p, i, len);
-    if (i < len && p[i] == ',') {
-      i = skip_ws(p, i + 1, len);
-      continue;
-    }
-    if (i < len && p[i] == '}') {
-      i++;
+    if ((more = flat_next(p, len, &i, '}')) == 0)
       break;
-    }
-    goto no;
+    if (more < 0)
+      goto no;
   }
 close:
   /* After the value, wc_reqparse_json allows only these. */
