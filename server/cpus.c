@@ -89,7 +89,7 @@ static unsigned quota_at(const char *dir, int v2) {
   }
   if (q <= 0 || p <= 0)
     return 0;
-  q = (q + p - 1) / p;
+  q = q / p + (q % p != 0); /* rounded up, without overflow */
   return q > 1024 ? 1024 : (unsigned)q;
 }
 
@@ -124,15 +124,20 @@ static unsigned quota_walk(const char *root, const char *mnt, const char *rel,
   return best;
 }
 
-/* The part of cgroup path cg below the mount's root mroot, or "" when cg is
- * not below it (a container's view: the mount point is its cgroup). */
+/* The part of cgroup path cg below the mount's root mroot ("" when the
+ * mount point is cg itself, as in a container), or NULL when the mount
+ * shows another part of the tree, or cg climbs out of it (a ".." part, as
+ * /proc/self/cgroup shows a cgroup outside the reader's namespace). */
 static const char *below(const char *cg, const char *mroot) {
   size_t l = strlen(mroot);
+  for (const char *d = strstr(cg, "/.."); d != NULL; d = strstr(d + 1, "/.."))
+    if (d[3] == '/' || d[3] == '\0')
+      return NULL;
   if (strcmp(mroot, "/") == 0)
     return strcmp(cg, "/") == 0 ? "" : cg;
   if (strncmp(cg, mroot, l) == 0 && (cg[l] == '/' || cg[l] == '\0'))
     return cg + l;
-  return "";
+  return NULL;
 }
 
 unsigned wc_cgroup_cpu_limit(const char *root) {
@@ -163,6 +168,7 @@ unsigned wc_cgroup_cpu_limit(const char *root) {
       /* id parent maj:min ROOT MOUNTPOINT opts [optional...] - FSTYPE
        * SOURCE SUPEROPTS */
       char *fld[5], *sep = strstr(line, " - "), *save = NULL, *fs, *opts;
+      const char *rel;
       int n = 0, is2;
       unsigned q;
       if (sep == NULL)
@@ -183,7 +189,9 @@ unsigned wc_cgroup_cpu_limit(const char *root) {
         continue;
       unescape_octal(fld[3]);
       unescape_octal(fld[4]);
-      q = quota_walk(root, fld[4], below(is2 ? v2 : v1, fld[3]), is2);
+      if ((rel = below(is2 ? v2 : v1, fld[3])) == NULL)
+        continue;
+      q = quota_walk(root, fld[4], rel, is2);
       if (q > 0 && (best == 0 || q < best))
         best = q;
     }

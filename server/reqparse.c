@@ -628,9 +628,10 @@ static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
                          const wc_reqlimits_t *lim, wc_error_t *e, int *rc) {
   flat_op_t ops[FLAT_OPS];
   char scratch[FLAT_SCRATCH];
-  size_t nops = 0, used = 0, i, k, text_at = FLAT_OPS, tl = 0;
+  size_t nops = 0, used = 0, i, k, tl = 0;
   unsigned seen = 0;
-  int more;
+  int more, tcopy = 0;
+  char *t = NULL;          /* the text's place in s, once phase 2 reaches it */
   const char *tsrc = NULL; /* the text: its raw bytes when plain, ... */
   char *tdec = NULL;       /* ... else decoded in scratch or in a malloc */
   int tmine = 0;           /* tdec was allocated here */
@@ -693,7 +694,6 @@ static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
         if (!tmine)
           used += tl;
       }
-      text_at = nops;
       ops[nops++] = (flat_op_t){bit, NULL, 0, 0};
       i = end + 1;
     } else {
@@ -739,9 +739,10 @@ close:
   if (i != len)
     goto no;
 
-  /* Phase 2: what the cJSON path does with each member, in order; the
-   * text last, since its room may be the body itself (job.c lends a small
-   * body's buffer): the other members may still point into the body. */
+  /* Phase 2: what the cJSON path does with each member, in order. The
+   * text takes its room (or its allocation, which may fail) in its turn,
+   * but its bytes are copied last: the room may be the body itself (job.c
+   * lends a small body's buffer), which later members may point into. */
   *rc = 0;
   for (k = 0; k < nops && *rc == 0; k++) {
     const flat_op_t *o = &ops[k];
@@ -750,6 +751,24 @@ close:
       set_bool(s, o->on);
       break;
     case SEEN_TEXT:
+      if (tmine) { /* decoded into a buffer of its own: taken as it is */
+        t = tdec;
+        tmine = 0;
+      } else {
+        t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
+                                                          : malloc(tl + 1);
+        tcopy = 1;
+      }
+      if (t == NULL) {
+        wc_errors_set(e, WC_E_NO_MEMORY, NULL);
+        *rc = -ENOMEM;
+        break;
+      }
+      if (s->text != s->text_room)
+        free(s->text);
+      s->text = t;
+      s->text_len = tl;
+      s->has_text = 1;
       break;
     case SEEN_NEEDLE:
     case SEEN_NEEDLES:
@@ -763,31 +782,10 @@ close:
       break;
     }
   }
-  /* The cJSON path sets the text when it comes to it, even if a later
-   * member then fails. */
-  if (text_at < nops && (*rc == 0 || k > text_at + 1)) {
-    char *t;
-    if (tmine) {
-      t = tdec;
-      tmine = 0;
-    } else {
-      t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
-                                                        : malloc(tl + 1);
-      if (t == NULL) {
-        if (*rc == 0) {
-          wc_errors_set(e, WC_E_NO_MEMORY, NULL);
-          *rc = -ENOMEM;
-        }
-        return FLAT_TAKEN;
-      }
+  if (t != NULL) {
+    if (tcopy)
       memmove(t, tdec != NULL ? tdec : tsrc, tl); /* may overlap the body */
-    }
     t[tl] = '\0';
-    if (s->text != s->text_room)
-      free(s->text);
-    s->text = t;
-    s->text_len = tl;
-    s->has_text = 1;
   }
   if (tmine)
     free(tdec);

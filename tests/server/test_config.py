@@ -221,6 +221,7 @@ def _quota_cgroup(cpus_x100k):
     not let the test make one (not root, read-only, no cpu controller)."""
     name = "wc-test-%d" % os.getpid()
     v1 = "/sys/fs/cgroup/cpu"
+    d = None
     try:
         if os.path.exists(os.path.join(v1, "cpu.cfs_quota_us")):
             d = os.path.join(v1, name)
@@ -229,17 +230,35 @@ def _quota_cgroup(cpus_x100k):
                 f.write("100000")
             with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
                 f.write(str(cpus_x100k))
-            return d
-        with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
-            if "cpu" not in f.read().split():
-                return None
-        d = os.path.join("/sys/fs/cgroup", name)
-        os.mkdir(d)
-        with open(os.path.join(d, "cpu.max"), "w") as f:
-            f.write("%d 100000" % cpus_x100k)
+        else:
+            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+                if "cpu" not in f.read().split():
+                    return None
+            d = os.path.join("/sys/fs/cgroup", name)
+            os.mkdir(d)
+            with open(os.path.join(d, "cpu.max"), "w") as f:
+                f.write("%d 100000" % cpus_x100k)
+        # may a process of ours move in? (not with a foreign delegation)
+        if subprocess.call(["sh", "-c", 'echo $$ > "$1"', "sh", os.path.join(d, "cgroup.procs")],
+                           stderr=subprocess.DEVNULL) != 0:
+            raise OSError("cannot move a process into " + d)
         return d
     except OSError:
+        if d is not None:
+            _remove_cgroup(d)
         return None
+
+
+def _remove_cgroup(d):
+    """Removes cgroup d once its processes have left (5 s at most)."""
+    for _ in range(50):
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 def test_event_loops_and_workers_follow_a_cpu_quota():
@@ -268,12 +287,7 @@ def test_event_loops_and_workers_follow_a_cpu_quota():
             p.terminate()
             p.wait(30)
     finally:
-        for _ in range(50):  # the cgroup goes once its process has left
-            try:
-                os.rmdir(d)
-                break
-            except OSError:
-                time.sleep(0.1)
+        _remove_cgroup(d)
 
 
 def loop_metrics(port):
