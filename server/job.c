@@ -130,7 +130,6 @@ typedef struct {
   int set_cached;       /* out_set came from it */
   int fast;             /* the fast JSON path was taken */
   size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
-  wc_textscan_t tscan;  /* where the loop found the text (a hint) */
   unsigned q_flags;     /* the query string's options, to start over */
   int q_mode;
 } job_t;
@@ -379,8 +378,7 @@ static int decode_in_place(char *p, size_t n, size_t base, size_t *out_len,
 static int parse_fast(job_t *j) {
   wc_countspec_t *s = j->spec;
   size_t vs, ve, idx = 0;
-  if (!wc_reqparse_json_split_hint(s, j->data, j->len, &j->lim, &j->tscan,
-                                   &vs, &ve))
+  if (!wc_reqparse_json_split(s, j->data, j->len, &j->lim, &vs, &ve))
     return 0;
   if (wc_needles_new(&j->out_set, (const char *const *)s->needles, s->lens,
                      s->n, s->flags, &idx) < 0)
@@ -779,7 +777,6 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
   j->min_bytes = cfg->parallel_min_bytes;
   j->q_flags = ct->q_flags;
   j->q_mode = ct->q_mode;
-  j->tscan = ct->tscan;
 }
 
 /* Queues the parse job of the request's JSON or form body, which then
@@ -1005,12 +1002,6 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     if (p != ct->buf + ct->buf_len) /* else read in place */
       memcpy(ct->buf + ct->buf_len, p, len);
     ct->buf_len += len;
-    /* A large JSON body's text is found while the bytes are in cache, on
-     * the loop, which waits for the network meanwhile; the split in the
-     * pool then starts without a pass over the whole body. */
-    if (ct->body_type == WC_BODY_JSON && ct->tscan.state < 2 &&
-        (ct->expect >= FAST_JSON_MIN || ct->buf_len >= FAST_JSON_MIN))
-      wc_textscan_feed(&ct->tscan, ct->buf, ct->buf_len);
   } else {
     if (ct->block == NULL) {
       ct->block = block_alloc(c);

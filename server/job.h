@@ -111,7 +111,6 @@ typedef struct {
   uint64_t expect;    /* Content-Length, 0 when chunked */
   size_t buf_charged; /* of buf, counted in the budget (grows with buf_len,
                          not with buf_cap: a Content-Length is a promise) */
-  wc_textscan_t tscan; /* a large JSON body's text, found as it arrives */
   /* the fast JSON path (job.c): the body while slices decode it in place;
    * why slices failed; the query's options */
   char *jbody;
