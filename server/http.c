@@ -200,22 +200,18 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
 }
 
 /*
- * 1 when the header name f[0..n) equals lower (lower case letters and '-')
- * ignoring ASCII case, eight bytes at a time. Setting bit 0x20 lower-cases
- * a letter and leaves '-' alone; the only other byte it maps onto one of
- * these is CR (onto '-'), which llhttp never lets into a header name.
+ * 1 when the header name f[0..n) equals lower (lower case letters and '-',
+ * n >= 4) ignoring ASCII case, eight bytes at a time, the last load
+ * overlapping the one before (four bytes, twice, below 8). Setting bit 0x20
+ * lower-cases a letter and leaves '-' alone; the only other byte it maps
+ * onto one of these is CR (onto '-'), which llhttp never lets into a header
+ * name.
  */
 static int ieq(const char *f, const char *lower, size_t n) {
   uint64_t a, b, diff = 0;
   uint32_t a4, b4;
   size_t i = 0;
-  if (n < 8) { /* the names here have 4 or 6 bytes: two overlapping loads */
-    if (n < 4) {
-      for (; i < n; i++)
-        diff |=
-            (uint64_t)(((unsigned char)f[i] | 0x20) ^ (unsigned char)lower[i]);
-      return diff == 0;
-    }
+  if (n < 8) { /* 4 to 7 bytes (header_kind's are 4 or 6): two loads */
     memcpy(&a4, f, 4);
     memcpy(&b4, lower, 4);
     diff = (a4 | 0x20202020u) ^ b4;

@@ -624,17 +624,22 @@ static int flat_next(const char *p, size_t len, size_t *i, char closer) {
   return -1;
 }
 
+/* 1 when p lies in the scratch buffer (else it is NULL or malloc'd). */
+static int flat_in_scratch(const char *p, const char *scratch) {
+  return p >= scratch && p < scratch + FLAT_SCRATCH;
+}
+
 static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
                          const wc_reqlimits_t *lim, wc_error_t *e, int *rc) {
   flat_op_t ops[FLAT_OPS];
   char scratch[FLAT_SCRATCH];
   size_t nops = 0, used = 0, i, k, tl = 0;
   unsigned seen = 0;
-  int more, tcopy = 0;
+  int more;
   char *t = NULL;          /* the text's place in s, once phase 2 reaches it */
-  const char *tsrc = NULL; /* the text: its raw bytes when plain, ... */
-  char *tdec = NULL;       /* ... else decoded in scratch or in a malloc */
-  int tmine = 0;           /* tdec was allocated here */
+  const char *tsrc = NULL; /* the text: its raw bytes when plain, else... */
+  char *tdec = NULL;       /* ...decoded in scratch or, when long, a malloc
+                              freed on the way out */
   i = skip_ws(p, 0, len);
   if (i >= len || p[i] != '{')
     return FLAT_NO;
@@ -683,15 +688,11 @@ static int reqparse_flat(wc_countspec_t *s, const char *p, size_t len,
       } else {
         /* Decoded now (so that a bad escape leaves it to cJSON), into
          * scratch or, when long, a buffer of its own. */
-        if (raw <= FLAT_SCRATCH - used) {
-          tdec = scratch + used;
-        } else {
-          tdec = malloc(raw + 1);
-          tmine = 1;
-        }
+        tdec = raw <= FLAT_SCRATCH - used ? scratch + used : malloc(raw);
         if (tdec == NULL || flat_decode(p, i, end, 0, tdec, &tl) < 0)
           goto no;
-        if (!tmine)
+        tsrc = tdec;
+        if (tdec == scratch + used)
           used += tl;
       }
       ops[nops++] = (flat_op_t){bit, NULL, 0, 0};
@@ -751,14 +752,8 @@ close:
       set_bool(s, o->on);
       break;
     case SEEN_TEXT:
-      if (tmine) { /* decoded into a buffer of its own: taken as it is */
-        t = tdec;
-        tmine = 0;
-      } else {
-        t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
-                                                          : malloc(tl + 1);
-        tcopy = 1;
-      }
+      t = s->text_room != NULL && tl < s->text_room_cap ? s->text_room
+                                                        : malloc(tl + 1);
       if (t == NULL) {
         wc_errors_set(e, WC_E_NO_MEMORY, NULL);
         *rc = -ENOMEM;
@@ -783,15 +778,14 @@ close:
     }
   }
   if (t != NULL) {
-    if (tcopy)
-      memmove(t, tdec != NULL ? tdec : tsrc, tl); /* may overlap the body */
+    memmove(t, tsrc, tl); /* the room may overlap the body */
     t[tl] = '\0';
   }
-  if (tmine)
+  if (!flat_in_scratch(tdec, scratch))
     free(tdec);
   return FLAT_TAKEN;
 no:
-  if (tmine)
+  if (!flat_in_scratch(tdec, scratch))
     free(tdec);
   return FLAT_NO;
 }
@@ -963,14 +957,15 @@ int wc_reqparse_finish(const wc_countspec_t *s, int body_type, wc_error_t *e) {
 
 int wc_reqparse_body_type(const char *ct, size_t len) {
   size_t n = 0;
-  /* What nearly every JSON client sends, checked in two loads. */
-  if (len >= 16 && memcmp(ct, "application/json", 16) == 0 &&
-      (len == 16 || ct[16] == ';' || ct[16] == ' ' || ct[16] == '\t'))
+  /* The media type ends at ';', a space or a tab (parameters follow);
+   * "application/json" has none of them, so it is checked before the
+   * walk that finds the end of a longer one. */
+  if (len >= 16 &&
+      (len == 16 || ct[16] == ';' || ct[16] == ' ' || ct[16] == '\t') &&
+      strncasecmp(ct, "application/json", 16) == 0)
     return WC_BODY_JSON;
   while (n < len && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t')
     n++;
-  if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
-    return WC_BODY_JSON;
   if (n == 33 && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
     return WC_BODY_FORM;
   return WC_BODY_RAW;
