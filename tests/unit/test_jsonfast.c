@@ -81,15 +81,31 @@ static const char *const tokens[] = {
 
 #define NTOK (sizeof tokens / sizeof *tokens)
 
+/* Tokens that decode: long texts of them reach wc_json_unescape's chunk
+ * loop, which starts after 64 escapes. */
+static const char *const good_tokens[] = {
+    "\\n",         "\\\\",   "\\\"", "\\t", "\\/",     "is",
+    " ",           "a",      "\n",   "b",   "\\u00e9", "\\uD83D\\uDE00",
+    "xyzzy plugh", "\\r\\n",
+};
+
+#define NGOOD (sizeof good_tokens / sizeof *good_tokens)
+
 /* A body {"needle":"a","text":"..."} of random tokens, and now and then a
- * raw NUL byte. */
-static size_t make_body(char *body, size_t cap) {
+ * raw NUL byte; long: up to 1,500 tokens, mostly ones that decode. */
+static size_t make_body(char *body, size_t cap, int long_text) {
   static const char pre[] = "{\"needle\":\"a\",\"text\":\"";
   size_t len = sizeof pre - 1, b;
-  int ntok = 1 + (int)rnd(60);
+  int ntok = 1 + (int)rnd(long_text ? 1500 : 60);
   memcpy(body, pre, len);
   for (int t = 0; t < ntok && len + 32 < cap; t++) {
     unsigned w = rnd(NTOK + 1);
+    if (long_text && rnd(200) != 0) {
+      const char *g = good_tokens[rnd(NGOOD)];
+      memcpy(body + len, g, strlen(g));
+      len += strlen(g);
+      continue;
+    }
     if (w == NTOK) {
       body[len++] = '\0';
     } else {
@@ -131,6 +147,20 @@ static void check_body(const char *body, size_t len, size_t *taken,
     return;
   }
   (*taken)++;
+  {
+    /* into a buffer of its own, as the flat path may decode */
+    char *out = malloc(ve - vs + 1);
+    size_t n = 0, at = 0;
+    assert_non_null(out);
+    if (wc_json_unescape(body + vs, ve - vs, out, &n, &at) == 0) {
+      assert_int_equal(ra, 0);
+      assert_int_equal(n, a.text_len);
+      assert_memory_equal(out, a.text, n);
+    } else {
+      assert_true(ra != 0 && at < ve - vs);
+    }
+    free(out);
+  }
   for (size_t k = 1; k <= 6; k++) {
     char *buf = malloc(len);
     size_t cuts[8], dec[8], nk;
@@ -191,10 +221,12 @@ static void check_body(const char *body, size_t len, size_t *taken,
 }
 
 static void run_bodies(int nbodies, const char *what) {
-  static char body[4096];
+  static char body[16384];
   size_t taken = 0, failed = 0;
   for (int i = 0; i < nbodies; i++) {
-    size_t len = make_body(body, sizeof body);
+    /* one in 8 long, in a buffer of a size that ends the text anywhere */
+    size_t len = i % 8 == 7 ? make_body(body, 4096 + rnd(12288), 1)
+                            : make_body(body, 4096, 0);
     check_body(body, len, &taken, &failed);
   }
   printf("jsonfast (%s): %zu bodies taken by the fast path, %zu failing "
