@@ -180,6 +180,38 @@ static void check_urlencoded(const wc_countspec_t *s, size_t n0, const char *q,
 }
 
 /*
+ * wc_textscan_feed over the body in pieces (sized from the input's bytes),
+ * then wc_reqparse_json_split_hint: the same answer as the split without
+ * the hint (rs, vs, ve, and the same needles and options).
+ */
+static void check_hint(const wc_countspec_t *q, const char *body, size_t blen,
+                       const wc_reqlimits_t *lim, int rs, size_t vs, size_t ve,
+                       const wc_countspec_t *b, const uint8_t *in, size_t len) {
+  wc_textscan_t ts;
+  wc_countspec_t h;
+  size_t pos = 0, hvs = 0, hve = 0, i = 0;
+  int rh;
+  memset(&ts, 0, sizeof ts);
+  while (pos < blen) {
+    size_t step = 1 + in[i++ % len] % 61;
+    pos = blen - pos < step ? blen : pos + step;
+    wc_textscan_feed(&ts, body, pos);
+    if (ts.state == 2 && (ts.ve < ts.vs || ts.ve >= pos || body[ts.ve] != '"'))
+      die("textscan: its end is not a quote it has seen", in, len);
+  }
+  wc_reqparse_init(&h);
+  h.flags = q->flags;
+  h.mode = q->mode;
+  rh = wc_reqparse_json_split_hint(&h, body, blen, lim, &ts, &hvs, &hve);
+  if (rh != rs)
+    die("json split: the hint changes whether it is taken", in, len);
+  if (rs && (hvs != vs || hve != ve || h.n != b->n || h.flags != b->flags ||
+             h.mode != b->mode))
+    die("json split: the hint changes the split", in, len);
+  wc_reqparse_free(&h);
+}
+
+/*
  * The fast JSON path against cJSON's: whenever wc_reqparse_json_split takes
  * a body, decoding its text in place (whole, and in wc_split slices made
  * safe by wc_json_cuts, decoded one by one in reverse order) succeeds
@@ -200,7 +232,9 @@ static void check_json_fast(const wc_countspec_t *q, const char *body,
   wc_reqparse_init(&b);
   a.flags = b.flags = q->flags;
   a.mode = b.mode = q->mode;
-  if (!wc_reqparse_json_split(&b, body, blen, lim, &vs, &ve)) {
+  ra = wc_reqparse_json_split(&b, body, blen, lim, &vs, &ve);
+  check_hint(q, body, blen, lim, ra, vs, ve, &b, in, len);
+  if (!ra) {
     wc_reqparse_free(&b);
     return;
   }

@@ -29,6 +29,17 @@
  *   Content-Length and kept per loop when their request ends
  *   (wc_bodypool_t): a fresh one costs a page fault per 4 KiB. Buffers go
  *   back to the loop with their job (no free on a worker).
+ * - While a large JSON body with a Content-Length arrives (TSCAN_MIN and
+ *   more), its text is looked for in the pool: each TSCAN_STEP of new bytes
+ *   queues a JOB_TSCAN (one at a time) that feeds them to the request's
+ *   wc_textscan_t, over the body's buffer, which has its final size then and
+ *   never moves; the job reads only bytes below those the loop goes on
+ *   writing. The parse job finishes the scan and takes its result instead of
+ *   walking the text again: the serial pass that finds the text's end (about
+ *   5 ms of 85.8 MB) is then mostly done while the body was still coming.
+ *   A body that is complete while a scan job runs queues its parse job when
+ *   the scan job is back (parse_waits). Bodies that do not start
+ *   {"text":" give up at the first job.
  * - JSON and form bodies are buffered (up to max_json_body_bytes), then one
  *   job parses them, validates the needles, builds the needle set and either
  *   counts the text itself or, for a large text (parallel.min_bytes, or
@@ -84,13 +95,18 @@
 
 /* JSON bodies from this size try wc_reqparse_json_split (reqparse.h). */
 #define FAST_JSON_MIN (64 * 1024)
+/* A JSON body's text is looked for as it arrives (JOB_TSCAN) in steps of
+ * TSCAN_STEP new bytes, in bodies of TSCAN_MIN bytes and more. */
+#define TSCAN_STEP (1u << 20)
+#define TSCAN_MIN (4u << 20)
 
 typedef enum {
   JOB_BLOCK,
   JOB_STREAM,
   JOB_PARSE,
   JOB_SLICE,
-  JOB_JSLICE /* decodes a slice of a JSON text, then counts it */
+  JOB_JSLICE, /* decodes a slice of a JSON text, then counts it */
+  JOB_TSCAN   /* looks for a JSON text's end in the body received so far */
 } job_kind_t;
 
 typedef struct {
@@ -104,7 +120,8 @@ typedef struct {
   char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
   size_t len;
   size_t cap, faulted; /* JOB_PARSE: of data (body_put) */
-  const char *text; /* JOB_SLICE: into spec.text; shared, read-only */
+  const char *text; /* JOB_SLICE: into spec.text; JOB_TSCAN: the request's
+                       body buffer (text[0..len)); shared, read-only */
   char *out;        /* JOB_JSLICE: its slice of the raw body, decoded in
                        place (slices are disjoint) */
   size_t out_len;   /* decoded bytes */
@@ -130,6 +147,7 @@ typedef struct {
   int set_cached;       /* out_set came from it */
   int fast;             /* the fast JSON path was taken */
   size_t vs, ve;        /* fast: the raw text is data[vs..ve) */
+  wc_textscan_t tscan;  /* JOB_TSCAN and JOB_PARSE: the request's, fed */
   unsigned q_flags;     /* the query string's options, to start over */
   int q_mode;
 } job_t;
@@ -378,7 +396,10 @@ static int decode_in_place(char *p, size_t n, size_t base, size_t *out_len,
 static int parse_fast(job_t *j) {
   wc_countspec_t *s = j->spec;
   size_t vs, ve, idx = 0;
-  if (!wc_reqparse_json_split(s, j->data, j->len, &j->lim, &vs, &ve))
+  /* what the scan jobs did not see yet (all of it without them) */
+  wc_textscan_feed(&j->tscan, j->data, j->len);
+  if (!wc_reqparse_json_split_hint(s, j->data, j->len, &j->lim, &j->tscan,
+                                   &vs, &ve))
     return 0;
   if (wc_needles_new(&j->out_set, (const char *const *)s->needles, s->lens,
                      s->n, s->flags, &idx) < 0)
@@ -507,6 +528,9 @@ static void on_work(uv_work_t *w) {
     break;
   case JOB_PARSE:
     parse_work(j);
+    break;
+  case JOB_TSCAN:
+    wc_textscan_feed(&j->tscan, j->text, j->len);
     break;
   }
 }
@@ -777,6 +801,7 @@ static void parse_setup(wc_conn_t *c, job_t *j) {
   j->min_bytes = cfg->parallel_min_bytes;
   j->q_flags = ct->q_flags;
   j->q_mode = ct->q_mode;
+  j->tscan = ct->tscan;
 }
 
 /* Queues the parse job of the request's JSON or form body, which then
@@ -795,6 +820,44 @@ static int queue_parse(wc_conn_t *c) {
     return -ENOMEM;
   }
   return 0;
+}
+
+/* The body is complete and no scan job runs: its parse job goes, and the
+ * request's last job is queued. 0 or -ENOMEM. */
+static int start_parse(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  if (queue_parse(c) < 0)
+    return -ENOMEM;
+  body_forget(ct);
+  ct->held = 0;
+  ct->final_sent = 1;
+  return 0;
+}
+
+/* Queues a JOB_TSCAN over the JSON body received so far when TSCAN_STEP
+ * new bytes are there and none runs. Best effort: without it the parse job
+ * scans what is left. */
+static void tscan_maybe(wc_conn_t *c) {
+  wc_count_t *ct = &c->http.count;
+  job_t *j;
+  if (ct->tscan_busy || ct->tscan.state >= 2 ||
+      ct->body_type != WC_BODY_JSON || ct->err.kind != WC_E_NONE ||
+      ct->expect < TSCAN_MIN ||
+      ct->expect <= c->srv->cfg->parallel_inline_max_bytes ||
+      ct->buf_cap < ct->expect || /* may still move */
+      ct->buf_len - ct->tscan.pos < TSCAN_STEP || c->closing || c->want_close)
+    return;
+  j = job_new(c, JOB_TSCAN, 0);
+  if (j == NULL)
+    return;
+  j->text = ct->buf;
+  j->len = ct->buf_len;
+  j->tscan = ct->tscan;
+  if (queue(c, j) < 0) {
+    job_free(j);
+    return;
+  }
+  ct->tscan_busy = 1;
 }
 
 static void on_after_work(uv_work_t *w, int status) {
@@ -835,6 +898,17 @@ static void on_after_work(uv_work_t *w, int status) {
       fail(ct, WC_E_NO_MEMORY);
     else if (j->finish)
       add_counts(ct, j->counts);
+    break;
+  case JOB_TSCAN:
+    ct->tscan = j->tscan;
+    ct->tscan_busy = 0;
+    if (ct->parse_waits) {
+      ct->parse_waits = 0;
+      if (ct->err.kind == WC_E_NONE && start_parse(c) < 0)
+        fail(ct, WC_E_NO_MEMORY);
+    } else {
+      tscan_maybe(c);
+    }
     break;
   default:
     if (j->rc < 0)
@@ -1002,6 +1076,8 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     if (p != ct->buf + ct->buf_len) /* else read in place */
       memcpy(ct->buf + ct->buf_len, p, len);
     ct->buf_len += len;
+    if (ct->buf_len < ct->expect) /* else the parse job does the rest */
+      tscan_maybe(c);
   } else {
     if (ct->block == NULL) {
       ct->block = block_alloc(c);
@@ -1110,12 +1186,10 @@ int wc_job_end(wc_conn_t *c) {
   } else if (ct->buf_len <= cfg->parallel_inline_max_bytes) {
     run_parse_inline(c);
     ct->final_sent = 1;
-  } else {
-    if (queue_parse(c) < 0)
-      return -ENOMEM;
-    body_forget(ct);
-    ct->held = 0;
-    ct->final_sent = 1;
+  } else if (ct->tscan_busy) {
+    ct->parse_waits = 1; /* the scan job reads the buffer: after it */
+  } else if (start_parse(c) < 0) {
+    return -ENOMEM;
   }
   check_done(c);
   return 0;

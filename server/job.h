@@ -111,6 +111,12 @@ typedef struct {
   uint64_t expect;    /* Content-Length, 0 when chunked */
   size_t buf_charged; /* of buf, counted in the budget (grows with buf_len,
                          not with buf_cap: a Content-Length is a promise) */
+  /* a large JSON body's text, looked for in the pool as the body arrives
+   * (a JOB_TSCAN at a time, over a buffer that no longer moves); the parse
+   * job waits for the one in flight */
+  wc_textscan_t tscan;
+  int tscan_busy;  /* a JOB_TSCAN is in flight */
+  int parse_waits; /* the body is complete: queue the parse after it */
   /* the fast JSON path (job.c): the body while slices decode it in place;
    * why slices failed; the query's options */
   char *jbody;

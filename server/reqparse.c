@@ -1049,8 +1049,11 @@ static size_t skip_value(const char *p, size_t i, size_t len) {
   return len;
 }
 
-/* Finds the inside [*vs, *ve) of the one top-level "text" string. */
-static int locate_text(const char *p, size_t len, size_t *vs, size_t *ve) {
+/* Finds the inside [*vs, *ve) of the one top-level "text" string. A hint
+ * (hvs > 0) is the end of the string that starts at p[hvs - 1], found
+ * before (wc_textscan_t): taken instead of walking that string again. */
+static int locate_text(const char *p, size_t len, size_t hvs, size_t hve,
+                       size_t *vs, size_t *ve) {
   size_t i = skip_ws(p, 0, len);
   int found = 0;
   if (i >= len || p[i] != '{')
@@ -1074,7 +1077,7 @@ static int locate_text(const char *p, size_t len, size_t *vs, size_t *ve) {
       size_t e;
       if (found || i >= len || p[i] != '"')
         return 0;
-      e = skip_string(p, i, len);
+      e = hvs > 0 && i + 1 == hvs ? hve : skip_string(p, i, len);
       if (e >= len)
         return 0;
       *vs = i + 1;
@@ -1097,14 +1100,88 @@ static int locate_text(const char *p, size_t len, size_t *vs, size_t *ve) {
   }
 }
 
+/* A body's start up to its text's first byte: ws { ws "text" ws : ws " */
+static size_t textscan_start(const char *p, size_t len, int *more) {
+  size_t i = skip_ws(p, 0, len);
+  *more = 1;
+  if (i >= len)
+    return 0;
+  if (p[i] != '{')
+    goto no;
+  i = skip_ws(p, i + 1, len);
+  if (len - i < 6)
+    return memcmp(p + i, "\"text\"", len - i) == 0 ? 0 : (*more = 0);
+  if (memcmp(p + i, "\"text\"", 6) != 0)
+    goto no;
+  i = skip_ws(p, i + 6, len);
+  if (i >= len)
+    return 0;
+  if (p[i] != ':')
+    goto no;
+  i = skip_ws(p, i + 1, len);
+  if (i >= len)
+    return 0;
+  if (p[i] != '"')
+    goto no;
+  return i + 1;
+no:
+  *more = 0;
+  return 0;
+}
+
+void wc_textscan_feed(wc_textscan_t *t, const char *body, size_t len) {
+  if (t->state == 0) {
+    int more;
+    size_t vs = textscan_start(body, len, &more);
+    if (vs == 0) {
+      /* a start that long is not what clients send */
+      if (!more || len > 4096)
+        t->state = 3;
+      return;
+    }
+    t->state = 1;
+    t->vs = vs;
+    t->pos = vs;
+    t->bsl = 0;
+  }
+  while (t->state == 1 && t->pos < len) {
+    /* skip_string's rule: a quote after an even run of backslashes (back
+     * to the string's start) ends the string */
+    const char *q = memchr(body + t->pos, '"', len - t->pos);
+    size_t k = q != NULL ? (size_t)(q - body) : len, b = k;
+    while (b > t->pos && body[b - 1] == '\\')
+      b--;
+    t->bsl = b == t->pos ? t->bsl + (k - b) : k - b;
+    if (q == NULL) {
+      t->pos = len;
+      break;
+    }
+    if (t->bsl % 2 == 0) {
+      t->ve = k;
+      t->state = 2;
+    }
+    t->pos = k + 1;
+    t->bsl = 0;
+  }
+}
+
 int wc_reqparse_json_split(wc_countspec_t *s, const char *body, size_t len,
                            const wc_reqlimits_t *lim, size_t *vs, size_t *ve) {
+  return wc_reqparse_json_split_hint(s, body, len, lim, NULL, vs, ve);
+}
+
+int wc_reqparse_json_split_hint(wc_countspec_t *s, const char *body, size_t len,
+                                const wc_reqlimits_t *lim,
+                                const wc_textscan_t *t, size_t *vs,
+                                size_t *ve) {
   wc_countspec_t tmp;
   wc_error_t e;
   size_t a = 0, b = 0, rlen;
   char *rest;
   int rc;
-  if (len == 0 || !locate_text(body, len, &a, &b))
+  int hinted = t != NULL && t->state == 2 && t->ve < len;
+  if (len == 0 ||
+      !locate_text(body, len, hinted ? t->vs : 0, hinted ? t->ve : 0, &a, &b))
     return 0;
   rlen = len - (b - a);
   rest = malloc(rlen ? rlen : 1);

@@ -91,11 +91,17 @@ static const char *const good_tokens[] = {
 
 #define NGOOD (sizeof good_tokens / sizeof *good_tokens)
 
-/* A body {"needle":"a","text":"..."} of random tokens, and now and then a
- * raw NUL byte; long: up to 1,500 tokens, mostly ones that decode. */
+/* A body {"needle":"a","text":"..."} or { "text" : "...", "needle":"a"}
+ * (the text first, as wc_textscan_t looks for it) of random tokens, and now
+ * and then a raw NUL byte; long: up to 1,500 tokens, mostly ones that
+ * decode. */
 static size_t make_body(char *body, size_t cap, int long_text) {
-  static const char pre[] = "{\"needle\":\"a\",\"text\":\"";
-  size_t len = sizeof pre - 1, b;
+  static const char pre1[] = "{\"needle\":\"a\",\"text\":\"";
+  static const char pre2[] = " {\n \"text\" : \"";
+  int first = (int)rnd(2);
+  const char *pre = first ? pre2 : pre1;
+  size_t plen = first ? sizeof pre2 - 1 : sizeof pre1 - 1;
+  size_t len = plen, b;
   int ntok = 1 + (int)rnd(long_text ? 1500 : 60);
   memcpy(body, pre, len);
   for (int t = 0; t < ntok && len + 32 < cap; t++) {
@@ -118,12 +124,47 @@ static size_t make_body(char *body, size_t cap, int long_text) {
         body[len++] = rnd(2) ? ' ' : 'x';
   }
   /* an odd run of backslashes would escape the closing quote */
-  for (b = len; b > sizeof pre - 1 && body[b - 1] == '\\'; b--)
+  for (b = len; b > plen && body[b - 1] == '\\'; b--)
     ;
   if ((len - b) % 2)
     body[len++] = '\\';
+  if (first) {
+    static const char post[] = "\", \"needle\":\"a\"}";
+    memcpy(body + len, post, sizeof post - 1);
+    return len + sizeof post - 1;
+  }
   memcpy(body + len, "\"}", 2);
   return len + 2;
+}
+
+static size_t hinted; /* bodies whose text wc_textscan_t found */
+
+/* wc_reqparse_json_split_hint, after the body was fed to wc_textscan_feed
+ * in random pieces, gives what wc_reqparse_json_split gives. */
+static void check_hint(const char *body, size_t len, int rs,
+                       const wc_countspec_t *s, size_t vs, size_t ve) {
+  wc_reqlimits_t lim = {64, 256};
+  wc_textscan_t ts;
+  wc_countspec_t h;
+  size_t pos = 0, hvs = 0, hve = 0;
+  int rh;
+  memset(&ts, 0, sizeof ts);
+  while (pos < len) {
+    size_t left = len - pos;
+    pos += 1 + rnd((unsigned)(left < 40 ? left : 40));
+    wc_textscan_feed(&ts, body, pos);
+  }
+  wc_reqparse_init(&h);
+  rh = wc_reqparse_json_split_hint(&h, body, len, &lim, &ts, &hvs, &hve);
+  if (ts.state == 2)
+    hinted++;
+  if (rh != rs || (rs && (hvs != vs || hve != ve || h.n != s->n ||
+                          h.flags != s->flags || h.mode != s->mode))) {
+    fprintf(stderr, "body: %.*s\nsplit %d [%zu,%zu) hint %d [%zu,%zu)\n",
+            (int)len, body, rs, vs, ve, rh, hvs, hve);
+    fail_msg("the split with the text found as it arrived differs");
+  }
+  wc_reqparse_free(&h);
 }
 
 static void check_body(const char *body, size_t len, size_t *taken,
@@ -141,7 +182,11 @@ static void check_body(const char *body, size_t len, size_t *taken,
   wc_reqparse_flat_allowed = 1;
   if (ra == 0)
     ra = wc_reqparse_finish(&a, WC_BODY_JSON, &e);
-  if (!wc_reqparse_json_split(&s, body, len, &lim, &vs, &ve)) {
+  {
+    int rs = wc_reqparse_json_split(&s, body, len, &lim, &vs, &ve);
+    check_hint(body, len, rs, &s, vs, ve);
+  }
+  if (s.has_text == 0) { /* not taken by the split */
     wc_reqparse_free(&a);
     wc_reqparse_free(&s);
     return;
@@ -223,6 +268,7 @@ static void check_body(const char *body, size_t len, size_t *taken,
 static void run_bodies(int nbodies, const char *what) {
   static char body[16384];
   size_t taken = 0, failed = 0;
+  hinted = 0;
   for (int i = 0; i < nbodies; i++) {
     /* one in 8 long, in a buffer of a size that ends the text anywhere */
     size_t len = i % 8 == 7 ? make_body(body, 4096 + rnd(12288), 1)
@@ -230,8 +276,9 @@ static void run_bodies(int nbodies, const char *what) {
     check_body(body, len, &taken, &failed);
   }
   printf("jsonfast (%s): %zu bodies taken by the fast path, %zu failing "
-         "decodes checked\n",
-         what, taken, failed);
+         "decodes checked, %zu texts found as the body arrived\n",
+         what, taken, failed, hinted);
+  assert_true(hinted > (size_t)nbodies / 4);
   assert_true(taken > (size_t)nbodies / 2);
   assert_true(failed > (size_t)nbodies);
 }
