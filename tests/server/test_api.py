@@ -714,6 +714,91 @@ def test_large_json_fast_path():
         check_error(r, 400, "invalid_json")
 
 
+def test_json_text_found_while_body_arrives():
+    """A JSON body of 4 MiB and more with a Content-Length is looked at in
+    the pool while it arrives: every 1 MiB of new bytes a scan job looks for
+    the end of its text (bodies that start {"text":"), and the parse job
+    takes up where the last one stopped. The body is sent in pieces that end
+    inside runs of backslashes (an escaped quote, an even run before a word)
+    and right before the closing quote, with pauses so that the scan jobs
+    stop there; with the last piece sent at once too, so that the body can
+    be complete while a scan job runs (the parse job then waits for it).
+    Every answer equals the reference, with the text first or not, in each
+    mode; a bad escape late in the text gets cJSON's error and byte; a
+    client gone half way leaves the server serving."""
+    rng = random.Random(SEED + 13)
+    J = [("Content-Type", "application/json")]
+    mib = 1 << 20
+    tricky = ['\\\\\\"', '\\\\\\\\x', '\\"', '\\\\ ', '\\\\\\\\\\"']  # JSON: \\\" \\\\x \" \\ \\\\\"
+
+    # escaped words with a separator after each, and blocks of them
+    words = [json.dumps(a)[1:-1] + b for a in ["is", "this", "is\n", "x", "tab\t", "\u00e9t\u00e9", "a\"b",
+                                                 "\U0001F600"] for b in (" ", "\\n", "\\r\\n")]
+    fill = ["".join(rng.choice(words) for _ in range(2000)) for _ in range(8)]
+
+    def make(first, mode, bad=None):
+        """(body, the decoded text, piece ends)"""
+        pre = ' {\n "text" : "' if first else '{"needle": "is", "mode": "%s", "text": "' % mode
+        post = '", "needles": ["is", "\\\\\\"", "x"], "mode": "%s"}' % mode if first else '"}'
+        out, ends, n = [pre], [], len(pre)
+        for k in range(1, 6):
+            target = k * mib + rng.randrange(-3000, 3000)
+            while n < target - 20000:
+                out.append(rng.choice(fill))
+                n += len(out[-1])
+            while n < target - 200:
+                out.append(rng.choice(words))
+                n += len(out[-1])
+            t = rng.choice(tricky)
+            ends.append(n + rng.randrange(1, len(t)))  # inside the run
+            out.append(t + " ")
+            n += len(t) + 1
+        if bad:
+            out.append("is " + bad + " is ")
+            n += len(bad) + 6
+        out.append("is \\\\")  # an even run right before the closing quote
+        n += 5
+        ends.append(n)
+        body = "".join(out) + post
+        text = json.loads('"' + body[len(pre):n] + '"') if not bad else None
+        return body.encode(), text, ends
+
+    def send(s, body, ends, wait_last):
+        with Conn(s.port, timeout=60 * w.SLOW) as c:
+            c.send(build_request("POST", "/count", None, J + [("Content-Length", str(len(body)))]))
+            at = 0
+            for e in (ends if wait_last else ends[:3]) + [len(body)]:
+                c.send(body[at:e])
+                at = e
+                time.sleep(0.03)
+            return c.read_response()
+
+    with w.Server({"limits": {"max_json_body_bytes": 64 << 20}}) as s:
+        for first in (True, False):
+            for mode in ("sequential", "parallel", "auto"):
+                for wait_last in (True, False):
+                    body, text, ends = make(first, mode)
+                    needles = ["is", '\\"', "x"] if first else ["is"]
+                    r = send(s, body, ends, wait_last)
+                    check_counts(r, ref_count(text.encode(), needles), len(text.encode()),
+                                 "text first=%s, %s, last piece %s" % (first, mode,
+                                                                       "after a pause" if wait_last else "at once"))
+        for mode in ("sequential", "parallel"):
+            body, _, ends = make(True, mode, bad="\\q")
+            r = send(s, body, ends, True)
+            check_error(r, 400, "invalid_json", mentions=("near byte %d" % body.index(b"\\q "),))
+        # gone half way, with a scan job queued or running
+        body, text, ends = make(True, "parallel")
+        with Conn(s.port) as c:
+            c.send(build_request("POST", "/count", None, J + [("Content-Length", str(len(body)))]))
+            c.send(body[:ends[2]])
+            time.sleep(0.01)
+        body, text, ends = make(True, "auto")
+        r = send(s, body, ends, False)
+        check_counts(r, ref_count(text.encode(), ["is", '\\"', "x"]), len(text.encode()), "after a client left")
+        assert request(s.port, "GET", "/healthz").status == 200
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return next(int(ln.split()[1]) for ln in f if ln.startswith("VmRSS:"))

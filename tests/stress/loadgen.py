@@ -4,9 +4,10 @@ Each worker thread loops until a deadline over a mix of requests, verifying
 every completed response against the reference counter of wctest:
 small and large raw bodies (the large ones span several 1 MiB blocks, so
 several jobs run per request), chunked uploads, JSON bodies (large ones
-are split into slices), form bodies, /healthz, and clients that leave in
-the middle of a body (their jobs are cancelled or dropped). Only Python's
-standard library; loopback only.
+are split into slices; 5.1 MB ones, sent whole or in pieces, are looked at
+by scan jobs while they arrive), form bodies, /healthz, and clients that
+leave in the middle of a body (their jobs are cancelled or dropped). Only
+Python's standard library; loopback only.
 """
 
 import json
@@ -77,9 +78,15 @@ def one_request(port, rng, big=True, timeout=60):
             body = json.dumps({"text": text.decode(), "needle": needle})
             c.send(build_request("POST", "/count", body, [("Content-Type", "application/json")]))
         elif kind == "large_json":
-            text = ZEN * 1300  # over parallel.min_bytes: counted in slices
+            # over parallel.min_bytes: counted in slices; 5.1 MB: its text
+            # is looked for in the pool while it arrives (scan jobs)
+            text = ZEN * rng.choice([1300, 1300, 6000])
             body = json.dumps({"text": text.decode(), "needle": needle})
-            c.send(build_request("POST", "/count", body, [("Content-Type", "application/json")]))
+            req = build_request("POST", "/count", body, [("Content-Type", "application/json")])
+            if len(req) > 4 << 20 and rng.random() < 0.5:
+                c.send_pieces(req, rng, maxpiece=400000, sleep_every=2)
+            else:
+                c.send(req)
         elif kind == "form":
             text = ZEN * rng.randint(1, 10)
             body = urllib.parse.urlencode({"text": text.decode(), "needle": needle})
@@ -88,6 +95,9 @@ def one_request(port, rng, big=True, timeout=60):
         else:  # abort: announce a big body, send part of it, leave
             text = CORPUS * 3
             req = build_request("POST", count_target([needle]), text)
+            if big and rng.random() < 0.3:  # a 5.1 MB JSON body, scan jobs running
+                req = build_request("POST", "/count", json.dumps({"text": (ZEN * 6000).decode()}),
+                                    [("Content-Type", "application/json")])
             c.send(req[: rng.randint(100, len(req) - 1)])
             if rng.random() < 0.5:  # a reset instead of a FIN
                 c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
