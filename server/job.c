@@ -229,6 +229,18 @@ void wc_setcache_free(wc_setcache_t *sc) {
 
 static void block_put(wc_blockpool_t *bp, char *b);
 
+/* Kept blocks and body buffers are poisoned for ASan while they wait in
+ * their pool (a block but for the link in its first bytes), so that a
+ * use after it was given back is reported as free() would have it. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define POOL_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define POOL_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POOL_POISON(p, n) ((void)(p), (void)(n))
+#define POOL_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 /* Large body buffers kept for the next large body (wc_bodypool_t). From
  * 1 MiB: a smaller body is faulted in as it is copied and freed into the
  * heap, where its pages stay mapped. */
@@ -251,6 +263,7 @@ static char *bodypool_take(wc_bodypool_t *bp, size_t need, size_t *cap,
   *faulted = bp->e[best].faulted;
   bp->bytes -= bp->e[best].cap;
   bp->e[best] = bp->e[--bp->n];
+  POOL_UNPOISON(p, *cap);
   return p;
 }
 
@@ -284,6 +297,7 @@ static void bodypool_put(wc_bodypool_t *bp, char *p, size_t cap,
   bp->e[bp->n].age = 0;
   bp->n++;
   bp->bytes += cap;
+  POOL_POISON(p, cap);
 }
 
 void wc_bodypool_tick(wc_bodypool_t *bp) {
@@ -572,6 +586,7 @@ static char *block_get(wc_blockpool_t *bp) {
   memcpy(&bp->head, b, sizeof bp->head);
   if (--bp->n < bp->low)
     bp->low = bp->n;
+  POOL_UNPOISON(b, BLOCK_CAP);
   return b;
 }
 
@@ -585,6 +600,7 @@ static void block_put(wc_blockpool_t *bp, char *b) {
   memcpy(b, &bp->head, sizeof bp->head);
   bp->head = b;
   bp->n++;
+  POOL_POISON(b + sizeof bp->head, BLOCK_CAP - sizeof bp->head);
 }
 
 /* The pool is a stack: its `low` bottom blocks were not taken during this
