@@ -251,6 +251,57 @@ static void test_diff_parallel(void **state) {
   free(text);
 }
 
+/*
+ * Tiny texts (under 64 bytes over the number of needles), exact and in
+ * space mode, as small requests carry them: wc_count takes its word-by-word
+ * path (count_tiny, which finds a word's end 8 bytes at a time), so the
+ * texts here have words of 1-12 bytes, with CR, LF and CR LF around them.
+ */
+static void test_diff_tiny_texts(void **state) {
+  static const char *const pieces[] = {"is", "i",    "s",        " ", "\n",
+                                       "\r", "\r\n", "abcdefgh", "x", "  "};
+  ref_rng_t r = {g_seed + 3};
+  unsigned char text[64];
+  (void)state;
+  for (int it = 0; it < iters_from_env(3000) * 10; it++) {
+    const char *nd[3] = {"is", "abcdefgh", "\r"};
+    size_t nl[3] = {2, 8, 1}, n = 1 + ref_rng_below(&r, 3), len = 0;
+    uint64_t want[3] = {0, 0, 0}, got[3] = {0, 0, 0};
+    wc_needles_t *set = NULL;
+    while (len < 63 / n) {
+      const char *p = pieces[ref_rng_below(&r, 10)];
+      size_t pl = strlen(p);
+      if ((len + pl) * n >= 64 || ref_rng_below(&r, 16) == 0)
+        break;
+      memcpy(text + len, p, pl);
+      len += pl;
+    }
+    if (ref_rng_below(&r, 2)) { /* the needle of one of its words */
+      size_t a = ref_rng_below(&r, len + 1), b = a;
+      while (b < len && text[b] != ' ' && text[b] != '\n' && b - a < 12)
+        b++;
+      if (b > a) {
+        nd[0] = (const char *)text + a;
+        nl[0] = b - a;
+      }
+    }
+    ref_count(nd, nl, n, 0, text, len, want);
+    assert_int_equal(wc_needles_new(&set, nd, nl, n, 0, NULL), 0);
+    assert_int_equal(wc_count(set, text, len, got), 0);
+    wc_needles_free(set);
+    for (size_t j = 0; j < n; j++)
+      if (got[j] != want[j]) {
+        char tq[512], nq[64];
+        check_quote(tq, sizeof tq, text, len);
+        check_quote(nq, sizeof nq, nd[j], nl[j]);
+        fail_msg("tiny text %s, needle %s: wc_count %llu, reference %llu "
+                 "(seed %llu)",
+                 tq, nq, (unsigned long long)got[j],
+                 (unsigned long long)want[j], (unsigned long long)g_seed);
+      }
+  }
+}
+
 static int setup(void **state) {
   (void)state;
   g_seed = ref_seed_from_env();
@@ -264,6 +315,7 @@ int main(void) {
       cmocka_unit_test(test_diff_short_texts),
       cmocka_unit_test(test_diff_medium_texts),
       cmocka_unit_test(test_diff_parallel),
+      cmocka_unit_test(test_diff_tiny_texts),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
