@@ -646,8 +646,10 @@ hash_impl(const wc_needles_t *set, const uint8_t *buf, size_t len, bool eot,
       if (__builtin_expect(rest != 0, 1)) {
         wl = (size_t)__builtin_ctzll(rest);
         /* "\r\n": the '\r' is not part of the line. w0[-1] is readable
-         * (lo >= 1) and w0[wl] is the separator found above. */
-        wl -= (size_t)((wl > 0) & (w0[wl - 1] == '\r') & (w0[wl] == '\n'));
+         * (lo >= 1; reached as w0 - 1, not w0 + SIZE_MAX, which UBSan takes
+         * for a pointer overflow) and w0[wl] is the separator found above. */
+        wl -= (size_t)((wl > 0) & (w0[(ptrdiff_t)wl - 1] == '\r') &
+                       (w0[wl] == '\n'));
       } else {
         /* A word of 33 bytes or more: find its end the slow way. */
         const uint8_t *e = w0 + (64 - i);
