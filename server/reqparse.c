@@ -392,9 +392,10 @@ static int hexval4(const char *p) {
  * else 0. memchr does the walking: this runs over every JSON body.
  */
 static int has_nul(const char *p, size_t len, size_t *at) {
-  const char *q = p, *end = p + len;
-  if (len == 0) /* p may be NULL */
+  const char *q = p, *end;
+  if (len == 0) /* p may be NULL, and NULL + 0 is undefined */
     return 0;
+  end = p + len;
   if (memchr(p, '\0', len) != NULL)
     return 1;
   while ((q = memchr(q, '\\', (size_t)(end - q))) != NULL) {
