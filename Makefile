@@ -213,6 +213,7 @@ test-tsan:
 FUZZ_SRCS := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRCS:fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+  -fno-sanitize-recover=undefined \
   -Icore -Itests/unit $(shell pkg-config --cflags libutf8proc libcjson 2>/dev/null)
 
 build/fuzz/%: fuzz/%.c $(CORE_SRCS) $(TEST_SUPPORT_SRCS)
@@ -223,11 +224,13 @@ build/fuzz/%: fuzz/%.c $(CORE_SRCS) $(TEST_SUPPORT_SRCS)
 # Server fuzz targets (every fuzz_*.c but fuzz_core) link the server's files
 # (all but main.c) and llhttp in strict mode, each compiled once into
 # build/fuzz/obj with coverage instrumentation; the fuzz file itself gets our
-# warnings. FUZZ_CI_SECONDS is the per-target time of `make fuzz-ci`.
+# warnings. Undefined behaviour in our code ends a fuzz run like a crash
+# (-fno-sanitize-recover); in llhttp's it is reported and the run goes on. FUZZ_CI_SECONDS is the per-target time of `make fuzz-ci`.
 FUZZ_CI_SECONDS ?= 60
 FUZZ_SERVER_BINS := $(if $(SERVER_SRCS),$(filter-out build/fuzz/fuzz_core,$(FUZZ_BINS)))
 FUZZ_OBJ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
-  -fsanitize=fuzzer-no-link,address,undefined -DLLHTTP_STRICT_MODE=1 \
+  -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
+  -DLLHTTP_STRICT_MODE=1 \
   -Icore -Iserver -Itests/unit -I$(LLHTTP_INC) $(PKG_CFLAGS)
 FUZZ_SERVER_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS) $(SERVER_LIB_SRCS)) \
   $(LLHTTP_SRCS:%.c=build/fuzz/obj/llhttp/%.o)
@@ -235,7 +238,7 @@ FUZZ_SERVER_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS) $(SERVER_LIB_
 build/fuzz/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $< (fuzz, third-party)")
-	$(Q)$(CLANG) $(FUZZ_OBJ_CFLAGS) -w -MMD -MP -c $< -o $@
+	$(Q)$(CLANG) $(FUZZ_OBJ_CFLAGS) -fsanitize-recover=undefined -w -MMD -MP -c $< -o $@
 
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
