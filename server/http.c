@@ -658,6 +658,56 @@ static size_t line_end(const char *p, size_t i, size_t n) {
   return i;
 }
 
+#ifdef __SSE2__
+static inline unsigned eq16(__m128i v, char c) {
+  return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(c)));
+}
+
+/*
+ * The scanner's fast path: from p[i], inside a line (its first byte, or
+ * after bytes that were not CR or LF), 16 bytes at a time, the end of the
+ * header section (the index after its CR LF CR LF) when the section is in
+ * p[..n) and clean: every CR followed by LF, every LF after a CR, no line
+ * starting with a space or tab. 0 otherwise, and the byte loop of scan
+ * then walks it, with its exact errors. In each 16-byte block, bit 16 + j
+ * of a 32-bit mask is byte j and bits below it are the block before.
+ */
+static size_t head_end(const char *p, size_t i, size_t n) {
+  unsigned pcr = 0, plf = 0; /* the block before: CR and LF masks */
+  for (size_t k = i; k < n; k += 16) {
+    __m128i v;
+    unsigned cr, lf, ws, crw, lfw, bad, ends;
+    if (k + 16 <= n) {
+      v = _mm_loadu_si128((const __m128i *)(const void *)(p + k));
+    } else { /* the last bytes, padded with NULs (none of CR LF SP HT) */
+      char tail[16] = {0};
+      memcpy(tail, p + k, n - k);
+      v = _mm_loadu_si128((const __m128i *)(const void *)tail);
+    }
+    cr = eq16(v, '\r');
+    lf = eq16(v, '\n');
+    ws = eq16(v, ' ') | eq16(v, '\t');
+    crw = cr << 16 | pcr;
+    lfw = lf << 16 | plf;
+    /* bit j: byte j is LF after CR after LF after CR */
+    ends = lf & (crw >> 15) & (lfw >> 14) & (crw >> 13) & 0xFFFFu;
+    /* an LF not after a CR, a CR followed by other than LF, a space or tab
+     * starting a line */
+    bad = ((lf & ~(crw >> 15)) | ((crw >> 15) & ~lf) | ((lfw >> 15) & ws)) &
+          0xFFFFu;
+    if (ends != 0) {
+      unsigned e = (unsigned)__builtin_ctz(ends);
+      return (bad & ((2u << e) - 1)) == 0 ? k + e + 1 : 0;
+    }
+    if (bad != 0)
+      return 0;
+    pcr = cr;
+    plf = lf;
+  }
+  return 0;
+}
+#endif
+
 /*
  * The header-section scanner. Returns 0, or -1 after answering an error.
  * Stops (SC_DONE) at the empty line that ends the headers; the parser is
@@ -667,6 +717,7 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
   wc_http_t *h = &c->http;
   size_t max = c->srv->cfg->limits.max_header_bytes;
   const char *why = NULL;
+  int fast = 1; /* once per call: a section not all here is walked */
   for (size_t i = 0; i < n && h->scan_state != SC_DONE; i++) {
     char ch = p[i];
     if (h->scan_state == SC_START) {
@@ -677,6 +728,17 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
       request_begin(c);
       wc_conn_timer(c, WC_TIMER_HEADERS);
     }
+#ifdef __SSE2__
+    if (fast && h->scan_state == SC_LINE) {
+      size_t e = head_end(p, i, n);
+      fast = 0;
+      if (e != 0 && e - i <= max - h->header_bytes) {
+        h->header_bytes += e - i;
+        h->scan_state = SC_DONE;
+        break;
+      }
+    }
+#endif
     if (h->scan_state == SC_LINE) {
       /* Most bytes: the inside of a line; run to its CR or LF. */
       size_t j = line_end(p, i, n);
