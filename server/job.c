@@ -851,8 +851,9 @@ static int start_parse(wc_conn_t *c) {
 }
 
 /* Queues a JOB_TSCAN over the JSON body received so far when TSCAN_STEP
- * new bytes are there and none runs. Best effort: without it the parse job
- * scans what is left. */
+ * new bytes are there, the body is not complete yet, none runs and the pool
+ * has no job waiting (a scan would take a worker from another request's
+ * count). Best effort: without it the parse job scans what is left. */
 static void tscan_maybe(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
   job_t *j;
@@ -861,7 +862,9 @@ static void tscan_maybe(wc_conn_t *c) {
       ct->expect < TSCAN_MIN ||
       ct->expect <= c->srv->cfg->parallel_inline_max_bytes ||
       ct->buf_cap < ct->expect || /* may still move */
-      ct->buf_len - ct->tscan.pos < TSCAN_STEP || c->closing || c->want_close)
+      ct->buf_len >= ct->expect || /* the parse job does the rest */
+      ct->buf_len - ct->tscan.pos < TSCAN_STEP || c->closing ||
+      c->want_close || wc_metrics_gauge_get(WC_G_POOL_QUEUE_DEPTH) > 0)
     return;
   j = job_new(c, JOB_TSCAN, 0);
   if (j == NULL)
@@ -1092,8 +1095,7 @@ int wc_job_data(wc_conn_t *c, const char *p, size_t len) {
     if (p != ct->buf + ct->buf_len) /* else read in place */
       memcpy(ct->buf + ct->buf_len, p, len);
     ct->buf_len += len;
-    if (ct->buf_len < ct->expect) /* else the parse job does the rest */
-      tscan_maybe(c);
+    tscan_maybe(c);
   } else {
     if (ct->block == NULL) {
       ct->block = block_alloc(c);

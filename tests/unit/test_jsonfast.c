@@ -193,17 +193,25 @@ static void check_body(const char *body, size_t len, size_t *taken,
   }
   (*taken)++;
   {
-    /* into a buffer of its own, as the flat path may decode */
-    char *out = malloc(ve - vs + 1);
-    size_t n = 0, at = 0;
+    /* the text alone in a buffer of its exact size (ASan: no byte read
+     * past it), decoded into a buffer of its own, as the flat path may,
+     * also of the exact size, and in place */
+    size_t tl = ve - vs, n = 0, at = 0;
+    char *raw = malloc(tl ? tl : 1), *out = malloc(tl ? tl : 1);
+    assert_non_null(raw);
     assert_non_null(out);
-    if (wc_json_unescape(body + vs, ve - vs, out, &n, &at) == 0) {
+    memcpy(raw, body + vs, tl);
+    if (wc_json_unescape(raw, tl, out, &n, &at) == 0) {
       assert_int_equal(ra, 0);
       assert_int_equal(n, a.text_len);
       assert_memory_equal(out, a.text, n);
+      assert_int_equal(wc_json_unescape(raw, tl, raw, &n, &at), 0);
+      assert_int_equal(n, a.text_len);
+      assert_memory_equal(raw, a.text, n);
     } else {
-      assert_true(ra != 0 && at < ve - vs);
+      assert_true(ra != 0 && at < tl);
     }
+    free(raw);
     free(out);
   }
   for (size_t k = 1; k <= 6; k++) {
