@@ -842,6 +842,13 @@ static int queue_parse(wc_conn_t *c) {
  * request's last job is queued. 0 or -ENOMEM. */
 static int start_parse(wc_conn_t *c) {
   wc_count_t *ct = &c->http.count;
+  if (ct->tscan.pos > 0 && wc_log_enabled(WC_LOG_DEBUG))
+    wc_log(WC_LOG_DEBUG,
+           "%s: JSON text scanned as the body arrived: %zu of %zu bytes, "
+           "end %s%s",
+           c->peer, (size_t)ct->tscan.pos, ct->buf_len,
+           ct->tscan.state == 2 ? "found" : "not yet found",
+           ct->parse_waits ? "; the parse waited for a scan job" : "");
   if (queue_parse(c) < 0)
     return -ENOMEM;
   body_forget(ct);
@@ -922,9 +929,9 @@ static void on_after_work(uv_work_t *w, int status) {
     ct->tscan = j->tscan;
     ct->tscan_busy = 0;
     if (ct->parse_waits) {
-      ct->parse_waits = 0;
       if (ct->err.kind == WC_E_NONE && start_parse(c) < 0)
         fail(ct, WC_E_NO_MEMORY);
+      ct->parse_waits = 0;
     } else {
       tscan_maybe(c);
     }

@@ -773,7 +773,7 @@ def test_json_text_found_while_body_arrives():
                 time.sleep(0.03)
             return c.read_response()
 
-    with w.Server({"limits": {"max_json_body_bytes": 64 << 20}}) as s:
+    with w.Server({"limits": {"max_json_body_bytes": 64 << 20}, "log": {"level": "debug"}}) as s:
         for first in (True, False):
             for mode in ("sequential", "parallel", "auto"):
                 for wait_last in (True, False):
@@ -797,6 +797,17 @@ def test_json_text_found_while_body_arrives():
         r = send(s, body, ends, False)
         check_counts(r, ref_count(text.encode(), ["is", '\\"', "x"]), len(text.encode()), "after a client left")
         assert request(s.port, "GET", "/healthz").status == 200
+        # the debug diagnostics say that scan jobs ran; the body complete
+        # while one runs is a race, run until it was seen (usually at once)
+        assert "JSON text scanned as the body arrived" in s.stderr, s.stderr[-2000:]
+        for _ in range(40):
+            if "the parse waited for a scan job" in s.stderr:
+                break
+            body, text, ends = make(True, "sequential")
+            check_counts(send(s, body, ends, False), ref_count(text.encode(), ["is", '\\"', "x"]),
+                         len(text.encode()), "the body complete while a scan job runs")
+        else:
+            raise AssertionError("no parse waited for a scan job in 40 bodies")
 
 
 def rss_kib(pid):
