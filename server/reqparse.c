@@ -1300,6 +1300,22 @@ static const unsigned char simple_escape[256] = {
     i += s; /* 65 after an escape at 63 */                                     \
   }
 
+/* The body of unescape_run_sse2 and unescape_run_avx2: from raw[*pi]
+ * (out[*po]), steps until chunks may run, chunks while whole ones are
+ * left, steps for the rest. */
+#define UNESCAPE_RUN(W, T, LOAD, STORE, MASK, MASK64, COPY64)                  \
+  size_t i = *pi, o = *po;                                                     \
+  for (;;) {                                                                   \
+    UNESCAPE_STEPS(W, T, LOAD, STORE, MASK,                                    \
+                   UNESCAPE_GAP >= GAP_CHUNKS && i + 128 <= n)                 \
+    if (i + 128 > n)                                                           \
+      break;                                                                   \
+    UNESCAPE_CHUNKS(MASK64, COPY64)                                            \
+  }                                                                            \
+  stop:                                                                        \
+  *pi = i;                                                                     \
+  *po = o
+
 #ifdef __SSE2__
 static inline unsigned mask_sse2(__m128i v) {
   return (unsigned)_mm_movemask_epi8(
@@ -1328,17 +1344,8 @@ static inline void copy64_sse2(char *d, const char *s) {
 
 static void unescape_run_sse2(const char *raw, size_t n, char *out, size_t *pi,
                               size_t *po) {
-  size_t i = *pi, o = *po;
-  for (;;) {
-    UNESCAPE_STEPS(16, __m128i, _mm_loadu_si128, _mm_storeu_si128, mask_sse2,
-                   UNESCAPE_GAP >= GAP_CHUNKS && i + 128 <= n)
-    if (i + 128 > n)
-      break;
-    UNESCAPE_CHUNKS(mask64_sse2, copy64_sse2)
-  }
-stop:
-  *pi = i;
-  *po = o;
+  UNESCAPE_RUN(16, __m128i, _mm_loadu_si128, _mm_storeu_si128, mask_sse2,
+               mask64_sse2, copy64_sse2);
 }
 #endif
 
@@ -1366,17 +1373,8 @@ JSON_AVX2 static inline void copy64_avx2(char *d, const char *s) {
  * (16.8 vs 24 ms, one core of the bench machine), with steps only. */
 JSON_AVX2 static void unescape_run_avx2(const char *raw, size_t n, char *out,
                                         size_t *pi, size_t *po) {
-  size_t i = *pi, o = *po;
-  for (;;) {
-    UNESCAPE_STEPS(32, __m256i, _mm256_loadu_si256, _mm256_storeu_si256,
-                   mask_avx2, UNESCAPE_GAP >= GAP_CHUNKS && i + 128 <= n)
-    if (i + 128 > n)
-      break;
-    UNESCAPE_CHUNKS(mask64_avx2, copy64_avx2)
-  }
-stop:
-  *pi = i;
-  *po = o;
+  UNESCAPE_RUN(32, __m256i, _mm256_loadu_si256, _mm256_storeu_si256, mask_avx2,
+               mask64_avx2, copy64_avx2);
 }
 #endif
 
