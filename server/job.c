@@ -38,7 +38,7 @@
  *   walking the text again: the serial pass that finds the text's end (about
  *   5 ms of 85.8 MB) is then mostly done while the body was still coming.
  *   A body that is complete while a scan job runs queues its parse job when
- *   the scan job is back (parse_waits). Bodies that do not start
+ *   the scan job is back (body_done, not final_sent). Bodies that do not start
  *   {"text":" give up at the first job.
  * - JSON and form bodies are buffered (up to max_json_body_bytes), then one
  *   job parses them, validates the needles, builds the needle set and either
@@ -839,8 +839,9 @@ static int queue_parse(wc_conn_t *c) {
 }
 
 /* The body is complete and no scan job runs: its parse job goes, and the
- * request's last job is queued. 0 or -ENOMEM. */
-static int start_parse(wc_conn_t *c) {
+ * request's last job is queued (waited: when the scan job that was running
+ * as the body completed is back). 0 or -ENOMEM. */
+static int start_parse(wc_conn_t *c, int waited) {
   wc_count_t *ct = &c->http.count;
   if (ct->tscan.pos > 0 && wc_log_enabled(WC_LOG_DEBUG))
     wc_log(WC_LOG_DEBUG,
@@ -848,7 +849,7 @@ static int start_parse(wc_conn_t *c) {
            "end %s%s",
            c->peer, (size_t)ct->tscan.pos, ct->buf_len,
            ct->tscan.state == 2 ? "found" : "not yet found",
-           ct->parse_waits ? "; the parse waited for a scan job" : "");
+           waited ? "; the parse waited for a scan job" : "");
   if (queue_parse(c) < 0)
     return -ENOMEM;
   body_forget(ct);
@@ -928,13 +929,11 @@ static void on_after_work(uv_work_t *w, int status) {
   case JOB_TSCAN:
     ct->tscan = j->tscan;
     ct->tscan_busy = 0;
-    if (ct->parse_waits) {
-      if (ct->err.kind == WC_E_NONE && start_parse(c) < 0)
-        fail(ct, WC_E_NO_MEMORY);
-      ct->parse_waits = 0;
-    } else {
+    if (!ct->body_done)
       tscan_maybe(c);
-    }
+    else if (!ct->final_sent && ct->err.kind == WC_E_NONE &&
+             start_parse(c, 1) < 0) /* wc_job_end left it to this job */
+      fail(ct, WC_E_NO_MEMORY);
     break;
   default:
     if (j->rc < 0)
@@ -1212,8 +1211,8 @@ int wc_job_end(wc_conn_t *c) {
     run_parse_inline(c);
     ct->final_sent = 1;
   } else if (ct->tscan_busy) {
-    ct->parse_waits = 1; /* the scan job reads the buffer: after it */
-  } else if (start_parse(c) < 0) {
+    /* the scan job reads the buffer: its on_after_work queues the parse */
+  } else if (start_parse(c, 0) < 0) {
     return -ENOMEM;
   }
   check_done(c);

@@ -115,8 +115,7 @@ typedef struct {
    * (a JOB_TSCAN at a time, over a buffer that no longer moves); the parse
    * job waits for the one in flight */
   wc_textscan_t tscan;
-  int tscan_busy;  /* a JOB_TSCAN is in flight */
-  int parse_waits; /* the body is complete: queue the parse after it */
+  int tscan_busy; /* a JOB_TSCAN is in flight */
   /* the fast JSON path (job.c): the body while slices decode it in place;
    * why slices failed; the query's options */
   char *jbody;
