@@ -123,6 +123,11 @@ $(B)/tests/test_jsonfast: $(B)/tests/unit/test_jsonfast.o $(B)/server/reqparse.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(PKG_LIBS) -lm
 
+# The access-log test links the server's log.c and errors.c (and cJSON).
+$(B)/tests/test_log: $(B)/tests/unit/test_log.o $(B)/server/log.o $(B)/server/errors.o $(LIB)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(PKG_LIBS) -lm
+
 # The CPU-count test links the server's cpus.c (and libuv).
 $(B)/tests/test_cpus: $(B)/tests/unit/test_cpus.o $(B)/server/cpus.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")

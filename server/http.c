@@ -922,7 +922,7 @@ static void log_answer(wc_conn_t *c, int status, uint64_t ns,
   a.status = status;
   a.bytes_in = h->body_bytes;
   a.bytes_out = h->bytes_out;
-  a.ms = (double)ns / 1e6;
+  a.ns = ns;
   if (e != NULL) {
     a.error_code = wc_errors_code(e->kind);
     a.error_msg = e->msg[0] != '\0' ? e->msg : wc_errors_message(e->kind);

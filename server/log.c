@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,81 +140,163 @@ static void flush_locked(void) {
   buf_len = 0;
 }
 
-/* Printable ASCII only, at most cap - 1 bytes (common format). */
-static void safe_copy(char *dst, size_t cap, const char *s, size_t len) {
-  size_t n = 0;
-  for (size_t i = 0; i < len && n + 1 < cap; i++) {
+/*
+ * Access lines are formatted by hand: snprintf with a %.3f took about a fifth
+ * of the server's CPU per small request with the access log on (perf, 16-deep
+ * pipelining). Each put_* copies what fits below end and returns where the
+ * next byte goes; nothing is written at or past end.
+ */
+static char *put(char *p, char *end, const char *s, size_t n) {
+  if (n > (size_t)(end - p))
+    n = (size_t)(end - p);
+  memcpy(p, s, n);
+  return p + n;
+}
+
+static char *put_str(char *p, char *end, const char *s) {
+  return put(p, end, s, strlen(s));
+}
+
+static char *put_u64(char *p, char *end, uint64_t v) {
+  char tmp[20];
+  size_t n = sizeof tmp;
+  do {
+    tmp[--n] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  return put(p, end, tmp + n, sizeof tmp - n);
+}
+
+static char *put_int(char *p, char *end, int v) {
+  if (v < 0 && p < end)
+    *p++ = '-';
+  return put_u64(p, end, v < 0 ? 0 - (uint64_t)(int64_t)v : (uint64_t)v);
+}
+
+/* Nanoseconds as milliseconds with three decimals, rounded to the nearest
+ * microsecond (as %.3f of ns / 1e6 prints it, but for exact halves). */
+static char *put_ms(char *p, char *end, uint64_t ns) {
+  uint64_t us = ns / 1000 + (ns % 1000 >= 500);
+  char frac[3] = {(char)('0' + us % 1000 / 100), (char)('0' + us % 100 / 10),
+                  (char)('0' + us % 10)};
+  p = put_u64(p, end, us / 1000);
+  p = put(p, end, ".", 1);
+  return put(p, end, frac, 3);
+}
+
+/* Printable ASCII only, '"' as '?', at most n bytes of s (common format). */
+static char *put_safe(char *p, char *end, const char *s, size_t n) {
+  for (size_t i = 0; i < n && p < end; i++) {
     unsigned char ch = (unsigned char)s[i];
-    dst[n++] = (ch > 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    *p++ = (ch > 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
   }
-  dst[n] = '\0';
+  return p;
 }
 
 static size_t format_common(char *line, size_t cap, const wc_access_t *a) {
-  char target[256];
-  int len;
-  safe_copy(target, sizeof target, a->target, a->target_len);
-  len = snprintf(line, cap, "%s \"%s %s\" %d %llu %zu %.3fms id=%s", a->peer,
-                 a->method, target, a->status, (unsigned long long)a->bytes_in,
-                 a->bytes_out, a->ms, a->request_id);
-  if (len < 0)
-    return 0;
-  if ((size_t)len < cap && a->error_code != NULL) {
-    char msg[200];
-    size_t i, n = 0;
+  char *p = line, *end = line + cap;
+  p = put_str(p, end, a->peer);
+  p = put(p, end, " \"", 2);
+  p = put_str(p, end, a->method);
+  p = put(p, end, " ", 1);
+  p = put_safe(p, end, a->target, a->target_len < 255 ? a->target_len : 255);
+  p = put(p, end, "\" ", 2);
+  p = put_int(p, end, a->status);
+  p = put(p, end, " ", 1);
+  p = put_u64(p, end, a->bytes_in);
+  p = put(p, end, " ", 1);
+  p = put_u64(p, end, a->bytes_out);
+  p = put(p, end, " ", 1);
+  p = put_ms(p, end, a->ns);
+  p = put(p, end, "ms id=", 6);
+  p = put_str(p, end, a->request_id);
+  if (a->error_code != NULL) {
     /* The message is ours but may quote the client: keep it on one line. */
-    for (i = 0; a->error_msg[i] != '\0' && n + 1 < sizeof msg; i++) {
-      unsigned char ch = (unsigned char)a->error_msg[i];
-      msg[n++] = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    const char *m = a->error_msg;
+    p = put(p, end, " error=", 7);
+    p = put_str(p, end, a->error_code);
+    p = put(p, end, " \"", 2);
+    for (size_t i = 0; m[i] != '\0' && i < 199 && p < end; i++) {
+      unsigned char ch = (unsigned char)m[i];
+      *p++ = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
     }
-    msg[n] = '\0';
-    len += snprintf(line + len, cap - (size_t)len, " error=%s \"%s\"",
-                    a->error_code, msg);
+    p = put(p, end, "\"", 1);
   }
-  return (size_t)len;
+  return (size_t)(p - line);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of sec, formatted once per second per thread. */
+static const char *utc_second(time_t sec) {
+  static __thread time_t last = -1;
+  static __thread char ts[40];
+  if (sec != last) {
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    last = sec;
+  }
+  return ts;
 }
 
 static size_t format_json(char *line, size_t cap, const wc_access_t *a) {
   struct timeval tv;
-  struct tm tm;
-  char ts[40];
+  char *p = line, *end = line + cap;
+  char frac[4];
   size_t pos;
-  int n;
   gettimeofday(&tv, NULL);
-  gmtime_r(&tv.tv_sec, &tm);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  frac[0] = (char)('0' + tv.tv_usec / 100000);
+  frac[1] = (char)('0' + tv.tv_usec / 10000 % 10);
+  frac[2] = (char)('0' + tv.tv_usec / 1000 % 10);
+  frac[3] = 'Z';
+  p = put(p, end, "{\"time\":\"", 9);
+  p = put_str(p, end, utc_second(tv.tv_sec));
+  p = put(p, end, ".", 1);
+  p = put(p, end, frac, 4);
+  p = put(p, end, "\",\"peer\":\"", 10);
+  p = put_str(p, end, a->peer);
+  p = put(p, end, "\",\"method\":\"", 12);
   /* Leave room for the fixed fields after each escaped string. */
-  n = snprintf(line, cap,
-               "{\"time\":\"%s.%03dZ\",\"peer\":\"%s\",\"method\":\"", ts,
-               (int)(tv.tv_usec / 1000), a->peer);
-  if (n < 0 || (size_t)n >= cap)
+  pos = (size_t)(p - line);
+  if (pos + 400 > cap)
     return 0;
-  pos = (size_t)n;
   wc_errors_json_escape(line, cap - 200, &pos, a->method, strlen(a->method));
-  pos += (size_t)snprintf(line + pos, cap - pos, "\",\"target\":\"");
+  p = put(line + pos, end, "\",\"target\":\"", 12);
+  pos = (size_t)(p - line);
   wc_errors_json_escape(line, cap - 400, &pos, a->target,
                         a->target_len > 300 ? 300 : a->target_len);
-  n = snprintf(line + pos, cap - pos,
-               "\",\"status\":%d,\"bytes_in\":%llu,\"bytes_out\":%zu,"
-               "\"duration_ms\":%.3f,\"request_id\":\"%s\"",
-               a->status, (unsigned long long)a->bytes_in, a->bytes_out, a->ms,
-               a->request_id);
-  if (n < 0 || (size_t)n >= cap - pos)
-    return 0;
-  pos += (size_t)n;
+  p = line + pos;
+  p = put(p, end, "\",\"status\":", 11);
+  p = put_int(p, end, a->status);
+  p = put(p, end, ",\"bytes_in\":", 12);
+  p = put_u64(p, end, a->bytes_in);
+  p = put(p, end, ",\"bytes_out\":", 13);
+  p = put_u64(p, end, a->bytes_out);
+  p = put(p, end, ",\"duration_ms\":", 15);
+  p = put_ms(p, end, a->ns);
+  p = put(p, end, ",\"request_id\":\"", 15);
+  p = put_str(p, end, a->request_id);
+  p = put(p, end, "\"", 1);
   if (a->error_code != NULL) {
-    n = snprintf(line + pos, cap - pos, ",\"error\":\"%s\",\"message\":\"",
-                 a->error_code);
-    if (n < 0 || (size_t)n >= cap - pos)
+    p = put(p, end, ",\"error\":\"", 10);
+    p = put_str(p, end, a->error_code);
+    p = put(p, end, "\",\"message\":\"", 13);
+    pos = (size_t)(p - line);
+    if (pos + 8 > cap)
       return 0;
-    pos += (size_t)n;
     wc_errors_json_escape(line, cap - 8, &pos, a->error_msg,
                           strlen(a->error_msg));
-    line[pos++] = '"';
+    p = put(line + pos, end, "\"", 1);
   }
-  line[pos++] = '}';
-  line[pos] = '\0';
-  return pos;
+  if (p >= end)
+    return 0; /* cut short: not a JSON line */
+  *p++ = '}';
+  return (size_t)(p - line);
+}
+
+size_t wc_log_format_access(char *line, size_t cap, const wc_access_t *a,
+                            int format) {
+  return format == WC_LOG_FORMAT_JSON ? format_json(line, cap, a)
+                                      : format_common(line, cap, a);
 }
 
 int wc_log_access_enabled(void) {
@@ -225,9 +308,7 @@ void wc_log_access(const wc_access_t *a) {
   size_t len;
   if (!log_access)
     return;
-  len = log_format == WC_LOG_FORMAT_JSON
-            ? format_json(line, sizeof line - 1, a)
-            : format_common(line, sizeof line - 1, a);
+  len = wc_log_format_access(line, sizeof line - 1, a, log_format);
   if (len == 0)
     return;
   if (len > sizeof line - 2)

@@ -40,7 +40,7 @@ typedef struct {
   int status;
   uint64_t bytes_in;
   size_t bytes_out;
-  double ms;
+  uint64_t ns; /* from the request's first byte to its answer */
   const char *error_code; /* NULL unless an error response */
   const char *error_msg;
 } wc_access_t;
@@ -49,6 +49,12 @@ typedef struct {
  * is full. When the destination is a pipe or socket it is written without
  * blocking: lines that do not fit are dropped rather than stalling the loop. */
 void wc_log_access(const wc_access_t *a);
+
+/* Formats a's line (without the newline) into line, at most cap bytes, in
+ * format (WC_LOG_FORMAT_*); returns its length, or 0 when it does not fit.
+ * Used by wc_log_access; public for the unit tests. */
+size_t wc_log_format_access(char *line, size_t cap, const wc_access_t *a,
+                            int format);
 
 /* 1 when access lines are written (log.access). */
 int wc_log_access_enabled(void);
