@@ -47,6 +47,8 @@ static void conn_pump(wc_conn_t *c);
 
 static void conn_free(wc_conn_t *c) {
   wc_server_t *srv = c->srv;
+  if (c->heavy)
+    wc_server_heavy(srv, 0);
   wc_http_free(c);
   free(c->pend);
   free(c->obuf);

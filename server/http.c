@@ -506,6 +506,10 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     return HPE_USER;
   }
   wc_conn_timer(c, WC_TIMER_BODY);
+  if (!c->heavy && h->body_bytes >= WC_HEAVY_BYTES) {
+    c->heavy = 1;
+    wc_server_heavy(c->srv, 1);
+  }
   if (h->route.action == WC_ACT_COUNT && h->pending_err.kind == WC_E_NONE) {
     int rc = wc_job_data(c, at, len);
     if (rc < 0)
@@ -522,6 +526,10 @@ static int on_message_complete(llhttp_t *p) {
   const char *body = NULL;
   int status;
   h->in_body = 0;
+  if (c->heavy) { /* the body is in: the loop is no longer busy with it */
+    c->heavy = 0;
+    wc_server_heavy(c->srv, 0);
+  }
   if (!llhttp_should_keep_alive(p))
     h->early = 1; /* not an error: just close after the answer */
   c->pause |= WC_PAUSE_REQUEST;

@@ -31,7 +31,11 @@
  *   two connections may well land on one loop while another has none:
  *   with balance_connections, a loop that accepts a connection while
  *   another loop has a smaller `load` (its open connections plus those
- *   handed to it and not yet adopted; atomics read by every loop) hands
+ *   handed to it and not yet adopted, plus WC_HEAVY_LOAD for each of its
+ *   connections that is receiving a body of WC_HEAVY_BYTES or more, from
+ *   http.c's on_body until on_message_complete or the connection's end:
+ *   such a loop is busy copying and new connections are better served
+ *   elsewhere; atomics read by every loop) hands
  *   it over: the accepted descriptor is duplicated, this loop's handle on
  *   it closed, and the duplicate put in the other loop's inbox (a mutex
  *   around a small array, the only lock, taken once per hand-over) before
@@ -367,6 +371,13 @@ static void maybe_stopped(wc_server_t *srv) {
   srv->stopping = 1;
   close_server_handle(srv, (uv_handle_t *)&srv->date_timer);
   close_server_handle(srv, (uv_handle_t *)&srv->shutdown_timer);
+}
+
+void wc_server_heavy(wc_server_t *srv, int on) {
+  if (on)
+    atomic_fetch_add(&srv->load, WC_HEAVY_LOAD);
+  else
+    atomic_fetch_sub(&srv->load, WC_HEAVY_LOAD);
 }
 
 void wc_server_conn_freed(wc_server_t *srv) {

@@ -55,7 +55,8 @@ struct wc_server {
   wc_link_t waiters;         /* connections stopped on the budget */
   unsigned nconns;           /* of this loop */
   /* Connection balancing (balance_connections, server.c). load: open
-   * connections plus those handed over and not yet adopted; read by the
+   * connections plus those handed over and not yet adopted, plus
+   * WC_HEAVY_LOAD per connection receiving a large body; read by the
    * other loops. inbox: descriptors handed over, under inbox_lock. */
   atomic_uint load;
   atomic_int adopting; /* 0 once draining: nothing is handed to it */
@@ -111,6 +112,14 @@ void wc_server_close(wc_server_t *srv);
 
 /* For conn.c: the check handle's callback (wc_conn_turns_over). */
 void wc_server_on_check(uv_check_t *h);
+
+/* balance_connections: a connection that receives a large body (from
+ * WC_HEAVY_BYTES on, until the body is complete) weighs WC_HEAVY_LOAD
+ * connections more in its loop's load, so that new connections go to the
+ * loops that are not busy copying uploads. */
+#define WC_HEAVY_BYTES (1u << 20)
+#define WC_HEAVY_LOAD 16u
+void wc_server_heavy(wc_server_t *srv, int on);
 
 /* For conn.c: a connection was freed. */
 void wc_server_conn_freed(wc_server_t *srv);

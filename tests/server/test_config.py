@@ -360,6 +360,65 @@ def test_balance_connections():
             assert sum(per.values()) == 1, per
 
 
+def metrics_on(c):
+    """({loop: open connections}, body bytes received) through the open
+    connection c."""
+    c.send(build_request("GET", "/metrics"))
+    r = c.read_response()
+    assert r.status == 200, r.status
+    per, body = {}, None
+    for ln in r.body.decode().splitlines():
+        if ln.startswith("wordcount_event_loop_connections{"):
+            per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_body_bytes_received_total "):
+            body = int(float(ln.split()[-1]))
+    return per, body
+
+
+def test_balance_away_from_uploads():
+    # A connection receiving a large body (1 MiB and more, until the body is
+    # in) weighs 16 connections in its loop's load: new connections go to
+    # the loop that is not busy copying the upload. Once the body is in,
+    # the weight is gone and new connections even the loops out again.
+    with w.Server({"event_loops": 2, "balance_connections": True}) as s:
+        conns = []
+        m = Conn(s.port)  # loop A
+        up = Conn(s.port)  # loop B (A has one, B none)
+        try:
+            per, _ = metrics_on(m)
+            assert sorted(per.values()) == [1, 1], per
+            body = (ZEN * 10000)[:8 << 20]
+            up.send(build_request("POST", count_target(["is"]), None,
+                                  {"Content-Length": str(len(body)),
+                                   "Content-Type": "text/plain"}))
+            up.send(body[:2 << 20])
+            deadline = time.time() + 10 * w.SLOW
+            while metrics_on(m)[1] < 2 << 20:
+                assert time.time() < deadline, "the server did not read 2 MiB"
+                time.sleep(0.02)
+            for i in range(10):
+                c = Conn(s.port)
+                c.send(build_request("GET", "/healthz"))
+                assert c.read_response().status == 200
+                conns.append(c)
+            per, _ = metrics_on(m)
+            w.log("  while uploading: %r" % per)
+            assert sorted(per.values()) == [1, 11], per  # the upload alone
+            up.send(body[2 << 20:])
+            check_counts(up.read_response(), w.ref_count(body, ["is"]), len(body))
+            for i in range(10):
+                c = Conn(s.port)
+                c.send(build_request("GET", "/healthz"))
+                assert c.read_response().status == 200
+                conns.append(c)
+            per, _ = metrics_on(m)
+            w.log("  after the upload: %r" % per)
+            assert sorted(per.values()) == [11, 11], per
+        finally:
+            for c in conns + [m, up]:
+                c.close()
+
+
 def test_partial_config_and_sigint():
     with w.Server({"limits": {"max_needles": 2}}) as s:
         r = request(s.port, "POST", "/count?needle=a&needle=b&needle=c", b"a b c")
