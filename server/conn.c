@@ -47,8 +47,7 @@ static void conn_pump(wc_conn_t *c);
 
 static void conn_free(wc_conn_t *c) {
   wc_server_t *srv = c->srv;
-  if (c->heavy)
-    wc_server_heavy(srv, 0);
+  wc_conn_heavy_off(c); /* off since wc_conn_close; never left in a list */
   wc_http_free(c);
   free(c->pend);
   free(c->obuf);
@@ -80,6 +79,7 @@ void wc_conn_close(wc_conn_t *c) {
   if (c->closing)
     return;
   c->closing = 1;
+  wc_conn_heavy_off(c);
   wc_job_cancel_all(c);
   wc_list_remove(&c->link);
   wc_list_remove(&c->wait_link);
@@ -321,6 +321,7 @@ static void finish_close(wc_conn_t *c) {
   /* nginx's lingering close: send FIN, then read and discard what the
    * client still sends (so it reads our answer instead of a reset). */
   c->lingering = 1;
+  wc_conn_heavy_off(c); /* what it still reads is discarded */
   if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
     wc_conn_close(c);
     return;
@@ -444,6 +445,40 @@ void wc_conn_flush(wc_conn_t *c) {
   c->writing = 1;
 }
 
+void wc_conn_body_bytes(wc_conn_t *c, size_t len) {
+  wc_server_t *srv = c->srv;
+  if (c->rate_tick != srv->ticks) {
+    c->rate_tick = srv->ticks;
+    c->rate_bytes = 0;
+  }
+  c->rate_bytes += len;
+  if (!c->heavy && c->rate_bytes >= WC_HEAVY_BYTES && !c->closing &&
+      !c->lingering) {
+    c->heavy = 1;
+    wc_list_push(&srv->heavies, &c->heavy_link);
+    wc_server_heavy(srv, 1);
+  }
+}
+
+void wc_conn_heavy_off(wc_conn_t *c) {
+  if (!c->heavy)
+    return;
+  c->heavy = 0;
+  wc_list_remove(&c->heavy_link);
+  wc_server_heavy(c->srv, 0);
+}
+
+void wc_conn_heavy_tick(wc_server_t *srv) {
+  wc_link_t *l = srv->heavies.next;
+  while (l != &srv->heavies) {
+    wc_conn_t *c = container_of(l, wc_conn_t, heavy_link);
+    l = l->next; /* c may leave the list */
+    if (c->rate_tick != srv->ticks || c->rate_bytes < WC_HEAVY_BYTES)
+      wc_conn_heavy_off(c);
+  }
+  srv->ticks++;
+}
+
 int wc_conn_is_idle(const wc_conn_t *c) {
   return !c->writing && c->obuf_len == 0 && c->pend == NULL && !wc_http_busy(c);
 }
@@ -461,6 +496,7 @@ static int conn_setup(wc_server_t *srv, int *fd) {
   wc_list_init(&c->link);
   wc_list_init(&c->wait_link);
   wc_list_init(&c->turn_link);
+  wc_list_init(&c->heavy_link);
   rc = uv_tcp_init(srv->loop, &c->tcp);
   if (rc < 0) {
     free(c);

@@ -61,13 +61,16 @@ struct wc_conn {
   unsigned writing : 1;
   unsigned eof : 1;
   unsigned in_pump : 1;
-  unsigned heavy : 1; /* receiving a large body: counts WC_HEAVY_LOAD */
+  unsigned heavy : 1; /* receiving a body fast: counts WC_HEAVY_LOAD */
   char *pend; /* input not parsed yet (the parser was paused) */
   size_t pend_len, pend_off;
   char *wbuf; /* output being written */
   size_t wbuf_len;
   char *obuf; /* output collected for the next write */
   size_t obuf_len, obuf_cap;
+  wc_link_t heavy_link; /* in srv->heavies while heavy */
+  uint64_t rate_tick;   /* srv->ticks when rate_bytes was started */
+  size_t rate_bytes;    /* body bytes received since then */
   char peer[64];
   wc_http_t http;
 };
@@ -103,6 +106,19 @@ void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st);
 
 /* 1 when the connection has no request in progress and nothing to write. */
 int wc_conn_is_idle(const wc_conn_t *c);
+
+/*
+ * balance_connections' weight (server.h): a connection that has received
+ * WC_HEAVY_BYTES of body since the loop's date timer last ticked weighs
+ * WC_HEAVY_LOAD more in its loop's load, until its body is in, it closes or
+ * lingers, or a tick finds fewer bytes than that since the tick before (a
+ * stalled or slow upload does not keep a loop busy). wc_conn_body_bytes:
+ * body bytes arrived (http.c); wc_conn_heavy_off: the weight goes (at
+ * once; idempotent); wc_conn_heavy_tick: the date timer's tick (server.c).
+ */
+void wc_conn_body_bytes(wc_conn_t *c, size_t len);
+void wc_conn_heavy_off(wc_conn_t *c);
+void wc_conn_heavy_tick(wc_server_t *srv);
 
 /* The global budget has room again (server.c). */
 void wc_conn_budget_wake(wc_conn_t *c);

@@ -506,10 +506,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     return HPE_USER;
   }
   wc_conn_timer(c, WC_TIMER_BODY);
-  if (!c->heavy && h->body_bytes >= WC_HEAVY_BYTES) {
-    c->heavy = 1;
-    wc_server_heavy(c->srv, 1);
-  }
+  wc_conn_body_bytes(c, len);
   if (h->route.action == WC_ACT_COUNT && h->pending_err.kind == WC_E_NONE) {
     int rc = wc_job_data(c, at, len);
     if (rc < 0)
@@ -526,10 +523,7 @@ static int on_message_complete(llhttp_t *p) {
   const char *body = NULL;
   int status;
   h->in_body = 0;
-  if (c->heavy) { /* the body is in: the loop is no longer busy with it */
-    c->heavy = 0;
-    wc_server_heavy(c->srv, 0);
-  }
+  wc_conn_heavy_off(c); /* the body is in: no longer busy with it */
   if (!llhttp_should_keep_alive(p))
     h->early = 1; /* not an error: just close after the answer */
   c->pause |= WC_PAUSE_REQUEST;

@@ -29,8 +29,10 @@ void wc_log(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* What one access-log line says about a request. Strings need not be
- * NUL-terminated where a length is given; all may come from the client and
- * are escaped. */
+ * NUL-terminated where a length is given. method, target and error_msg may
+ * come from the client and are escaped; peer ("IP:port") and request_id
+ * (http.c keeps only [A-Za-z0-9._-]) are the server's and go in as they
+ * are. */
 typedef struct {
   const char *peer;
   const char *method;
@@ -51,8 +53,9 @@ typedef struct {
 void wc_log_access(const wc_access_t *a);
 
 /* Formats a's line (without the newline) into line, at most cap bytes, in
- * format (WC_LOG_FORMAT_*); returns its length, or 0 when it does not fit.
- * Used by wc_log_access; public for the unit tests. */
+ * format (WC_LOG_FORMAT_*); returns its length. A common line that does not
+ * fit is cut at cap bytes; a JSON line that does not fit gives 0 (nothing
+ * to write). Used by wc_log_access; public for the unit tests. */
 size_t wc_log_format_access(char *line, size_t cap, const wc_access_t *a,
                             int format);
 

@@ -32,10 +32,10 @@
  *   with balance_connections, a loop that accepts a connection while
  *   another loop has a smaller `load` (its open connections plus those
  *   handed to it and not yet adopted, plus WC_HEAVY_LOAD for each of its
- *   connections that is receiving a body of WC_HEAVY_BYTES or more, from
- *   http.c's on_body until on_message_complete or the connection's end:
- *   such a loop is busy copying and new connections are better served
- *   elsewhere; atomics read by every loop) hands
+ *   connections that is receiving a body fast, at least WC_HEAVY_BYTES
+ *   between two ticks of the date timer, until the body is in (see
+ *   wc_conn_body_bytes): such a loop is busy copying and new connections
+ *   are better served elsewhere; atomics read by every loop) hands
  *   it over: the accepted descriptor is duplicated, this loop's handle on
  *   it closed, and the duplicate put in the other loop's inbox (a mutex
  *   around a small array, the only lock, taken once per hand-over) before
@@ -271,6 +271,7 @@ static void on_date_timer(uv_timer_t *t) {
   uv_timer_start(&srv->date_timer, on_date_timer, update_date(srv) + 1, 0);
   wc_bodypool_tick(&srv->bodies);
   wc_blockpool_tick(&srv->blocks);
+  wc_conn_heavy_tick(srv);
   wc_log_flush();
   reopen_listener(srv);
   if (atomic_load(&srv->accept_pending) && !srv->listener_lost)
@@ -571,6 +572,7 @@ int wc_server_start(wc_server_t *srv, uv_loop_t *loop, const wc_config_t *cfg,
   srv->index = index;
   srv->on_stopped = on_stopped;
   wc_list_init(&srv->conns);
+  wc_list_init(&srv->heavies);
   wc_list_init(&srv->waiters);
   wc_list_init(&srv->turners);
   /* The budget is split between the loops. */

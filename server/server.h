@@ -52,6 +52,8 @@ struct wc_server {
   wc_link_t turners; /* connections paused for WC_PAUSE_TURN */
   atomic_int shutdown_requested;
   wc_link_t conns;           /* every open connection of this loop */
+  wc_link_t heavies;         /* its connections receiving a body fast */
+  uint64_t ticks;            /* date timer ticks (wc_conn_heavy_tick) */
   wc_link_t waiters;         /* connections stopped on the budget */
   unsigned nconns;           /* of this loop */
   /* Connection balancing (balance_connections, server.c). load: open
@@ -113,11 +115,12 @@ void wc_server_close(wc_server_t *srv);
 /* For conn.c: the check handle's callback (wc_conn_turns_over). */
 void wc_server_on_check(uv_check_t *h);
 
-/* balance_connections: a connection that receives a large body (from
- * WC_HEAVY_BYTES on, until the body is complete) weighs WC_HEAVY_LOAD
- * connections more in its loop's load, so that new connections go to the
- * loops that are not busy copying uploads. */
-#define WC_HEAVY_BYTES (1u << 20)
+/* balance_connections: a connection receiving a body fast (WC_HEAVY_BYTES
+ * or more since the date timer's last tick, about a second; see
+ * wc_conn_body_bytes) weighs WC_HEAVY_LOAD connections more in its loop's
+ * load, so that new connections go to the loops that are not busy copying
+ * uploads. wc_server_heavy adds (on) or takes back the weight. */
+#define WC_HEAVY_BYTES (4u << 20)
 #define WC_HEAVY_LOAD 16u
 void wc_server_heavy(wc_server_t *srv, int on);
 

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -376,45 +377,105 @@ def metrics_on(c):
 
 
 def test_balance_away_from_uploads():
-    # A connection receiving a large body (1 MiB and more, until the body is
-    # in) weighs 16 connections in its loop's load: new connections go to
-    # the loop that is not busy copying the upload. Once the body is in,
-    # the weight is gone and new connections even the loops out again.
+    # A connection receiving a body fast (4 MiB or more between two ticks of
+    # the loop's 1 s date timer) weighs 16 connections in its loop's load:
+    # new connections go to the loop that is not busy copying the upload.
+    # A stalled upload loses the weight at a tick, as does one whose body
+    # is in; new connections then even the loops out again.
     with w.Server({"event_loops": 2, "balance_connections": True}) as s:
         conns = []
         m = Conn(s.port)  # loop A
         up = Conn(s.port)  # loop B (A has one, B none)
-        try:
-            per, _ = metrics_on(m)
-            assert sorted(per.values()) == [1, 1], per
-            body = (ZEN * 10000)[:8 << 20]
-            up.send(build_request("POST", count_target(["is"]), None,
-                                  {"Content-Length": str(len(body)),
-                                   "Content-Type": "text/plain"}))
-            up.send(body[:2 << 20])
-            deadline = time.time() + 10 * w.SLOW
-            while metrics_on(m)[1] < 2 << 20:
-                assert time.time() < deadline, "the server did not read 2 MiB"
-                time.sleep(0.02)
+        copies = 160000  # 137 MB of the seed's text, "is" 10 times a copy
+        total = len(ZEN) * copies
+        sent = [0]
+        stop = threading.Event()
+
+        def stream():  # about 25 MiB/s until stopped
+            piece = ZEN * 300
+            while not stop.is_set() and sent[0] + len(piece) < total // 2:
+                up.send(piece)
+                sent[0] += len(piece)
+                time.sleep(0.01)
+
+        def open_ten():
             for i in range(10):
                 c = Conn(s.port)
                 c.send(build_request("GET", "/healthz"))
                 assert c.read_response().status == 200
                 conns.append(c)
+
+        try:
+            deadline = time.time() + 10 * w.SLOW
             per, _ = metrics_on(m)
+            while sum(per.values()) < 2:  # up may still be on its way over
+                assert time.time() < deadline, per
+                time.sleep(0.02)
+                per, _ = metrics_on(m)
+            assert sorted(per.values()) == [1, 1], per
+            up.send(build_request("POST", count_target(["is"]), None,
+                                  {"Content-Length": str(total),
+                                   "Content-Type": "text/plain"}))
+            t = threading.Thread(target=stream)
+            t.start()
+            deadline = time.time() + 10 * w.SLOW
+            while metrics_on(m)[1] < 8 << 20:
+                assert time.time() < deadline, "the server did not read 8 MiB"
+                time.sleep(0.02)
+            open_ten()
+            per, _ = metrics_on(m)
+            stop.set()
+            t.join()
             w.log("  while uploading: %r" % per)
             assert sorted(per.values()) == [1, 11], per  # the upload alone
-            up.send(body[2 << 20:])
-            check_counts(up.read_response(), w.ref_count(body, ["is"]), len(body))
-            for i in range(10):
-                c = Conn(s.port)
-                c.send(build_request("GET", "/healthz"))
-                assert c.read_response().status == 200
-                conns.append(c)
+            time.sleep(2.5)  # two ticks without bytes: the weight is gone
+            open_ten()
             per, _ = metrics_on(m)
-            w.log("  after the upload: %r" % per)
+            w.log("  upload stalled: %r" % per)
             assert sorted(per.values()) == [11, 11], per
+            rest = total - sent[0]
+            up.send(ZEN * (rest // len(ZEN)))
+            check_counts(up.read_response(), {"is": 10 * copies}, total)
         finally:
+            stop.set()
+            for c in conns + [m, up]:
+                c.close()
+    # An upload answered early (413 over limits.max_json_body_bytes, mid
+    # chunked body) lingers, discarding what still comes: no weight then.
+    with w.Server({"event_loops": 2, "limits": {"max_json_body_bytes": 6 << 20}}) as s:
+        conns = []
+        m = Conn(s.port)
+        up = Conn(s.port)
+        stop = threading.Event()
+
+        def stream_chunks():
+            chunk = b"%x\r\n%s\r\n" % (len(ZEN) * 300, ZEN * 300)
+            try:
+                while not stop.is_set():
+                    up.send(chunk)
+                    time.sleep(0.01)
+            except OSError:
+                pass  # the linger ended
+
+        try:
+            deadline = time.time() + 10 * w.SLOW
+            per, _ = metrics_on(m)
+            while sum(per.values()) < 2:
+                assert time.time() < deadline, per
+                time.sleep(0.02)
+                per, _ = metrics_on(m)
+            up.send(b"POST /count HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n9\r\n{\"text\":\"\r\n")
+            t = threading.Thread(target=stream_chunks)
+            t.start()
+            w.check_error(up.read_response(), 413)
+            open_ten()
+            per, _ = metrics_on(m)
+            w.log("  upload lingering after a 413: %r" % per)
+            assert sorted(per.values()) == [6, 6], per
+        finally:
+            stop.set()
+            t.join()
             for c in conns + [m, up]:
                 c.close()
 
