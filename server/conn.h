@@ -109,7 +109,8 @@ int wc_conn_is_idle(const wc_conn_t *c);
 
 /*
  * balance_connections' weight (server.h): a connection that has received
- * WC_HEAVY_BYTES of body since the loop's date timer last ticked weighs
+ * WC_HEAVY_BYTES of body (of bodies over WC_HEAVY_BODY bytes: a pipeline of
+ * small requests never weighs) since the loop's date timer last ticked weighs
  * WC_HEAVY_LOAD more in its loop's load, until its body is in, it closes or
  * lingers, or a tick finds fewer bytes than that since the tick before (a
  * stalled or slow upload does not keep a loop busy). wc_conn_body_bytes:

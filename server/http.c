@@ -506,7 +506,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
     return HPE_USER;
   }
   wc_conn_timer(c, WC_TIMER_BODY);
-  wc_conn_body_bytes(c, len);
+  if (h->body_bytes >= WC_HEAVY_BODY) /* small bodies never weigh */
+    wc_conn_body_bytes(c, len);
   if (h->route.action == WC_ACT_COUNT && h->pending_err.kind == WC_E_NONE) {
     int rc = wc_job_data(c, at, len);
     if (rc < 0)

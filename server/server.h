@@ -115,12 +115,14 @@ void wc_server_close(wc_server_t *srv);
 /* For conn.c: the check handle's callback (wc_conn_turns_over). */
 void wc_server_on_check(uv_check_t *h);
 
-/* balance_connections: a connection receiving a body fast (WC_HEAVY_BYTES
- * or more since the date timer's last tick, about a second; see
+/* balance_connections: a connection receiving a large body fast
+ * (WC_HEAVY_BYTES or more of it past its first WC_HEAVY_BODY bytes since
+ * the date timer's last tick, about a second; see
  * wc_conn_body_bytes) weighs WC_HEAVY_LOAD connections more in its loop's
  * load, so that new connections go to the loops that are not busy copying
  * uploads. wc_server_heavy adds (on) or takes back the weight. */
 #define WC_HEAVY_BYTES (4u << 20)
+#define WC_HEAVY_BODY (1u << 20) /* only bytes of a body past its first MiB */
 #define WC_HEAVY_LOAD 16u
 void wc_server_heavy(wc_server_t *srv, int on);
 

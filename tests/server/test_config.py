@@ -377,8 +377,9 @@ def metrics_on(c):
 
 
 def test_balance_away_from_uploads():
-    # A connection receiving a body fast (4 MiB or more between two ticks of
-    # the loop's 1 s date timer) weighs 16 connections in its loop's load:
+    # A connection receiving a large body fast (4 MiB or more past its first
+    # MiB between two ticks of the loop's 1 s date timer) weighs 16
+    # connections in its loop's load:
     # new connections go to the loop that is not busy copying the upload.
     # A stalled upload loses the weight at a tick, as does one whose body
     # is in; new connections then even the loops out again.
@@ -442,7 +443,7 @@ def test_balance_away_from_uploads():
                 c.close()
     # An upload answered early (413 over limits.max_json_body_bytes, mid
     # chunked body) lingers, discarding what still comes: no weight then.
-    with w.Server({"event_loops": 2, "limits": {"max_json_body_bytes": 6 << 20}}) as s:
+    with w.Server({"event_loops": 2, "limits": {"max_json_body_bytes": 12 << 20}}) as s:
         conns = []
         m = Conn(s.port)
         up = Conn(s.port)
