@@ -54,11 +54,18 @@ static struct {
   atomic_uint_fast64_t counters[WC_C__COUNT];
   atomic_int_fast64_t gauges[WC_G__COUNT];
   atomic_int_fast64_t loop_conns[WC_METRICS_MAX_LOOPS];
+  atomic_int_fast64_t loop_uploads[WC_METRICS_MAX_LOOPS];
   unsigned nloops;
 } m;
 
 void wc_metrics_set_loops(unsigned nloops) {
   m.nloops = nloops < WC_METRICS_MAX_LOOPS ? nloops : WC_METRICS_MAX_LOOPS;
+}
+
+void wc_metrics_loop_uploads(unsigned loop, int64_t delta) {
+  if (loop < WC_METRICS_MAX_LOOPS)
+    atomic_fetch_add_explicit(&m.loop_uploads[loop], delta,
+                              memory_order_relaxed);
 }
 
 void wc_metrics_loop_conns(unsigned loop, int64_t delta) {
@@ -236,6 +243,17 @@ int wc_metrics_render(char **out, size_t *len) {
   for (unsigned i = 0; i < m.nloops; i++) {
     int64_t v = atomic_load_explicit(&m.loop_conns[i], memory_order_relaxed);
     put(&b, "wordcount_event_loop_connections{loop=\"%u\"} %lld\n", i,
+        (long long)(v < 0 ? 0 : v));
+  }
+
+  header(&b, "wordcount_event_loop_uploads", "gauge",
+         "Connections receiving a large body fast (4 MiB a second past its "
+         "first MiB), by event loop; each weighs 16 connections in "
+         "balance_connections.");
+  for (unsigned i = 0; i < m.nloops; i++) {
+    int64_t v =
+        atomic_load_explicit(&m.loop_uploads[i], memory_order_relaxed);
+    put(&b, "wordcount_event_loop_uploads{loop=\"%u\"} %lld\n", i,
         (long long)(v < 0 ? 0 : v));
   }
 

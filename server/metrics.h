@@ -49,6 +49,9 @@ void wc_metrics_counter_add(wc_counter_t c, uint64_t n);
 #define WC_METRICS_MAX_LOOPS 64
 void wc_metrics_set_loops(unsigned nloops);
 void wc_metrics_loop_conns(unsigned loop, int64_t delta);
+/* Connections of event loop `loop` receiving a large body fast (weighted in
+ * balance_connections, server.h). */
+void wc_metrics_loop_uploads(unsigned loop, int64_t delta);
 
 /* One answered request: status, duration, and the error kind when it is an
  * error response (WC_E_NONE otherwise). */

@@ -379,6 +379,7 @@ void wc_server_heavy(wc_server_t *srv, int on) {
     atomic_fetch_add(&srv->load, WC_HEAVY_LOAD);
   else
     atomic_fetch_sub(&srv->load, WC_HEAVY_LOAD);
+  wc_metrics_loop_uploads(srv->index, on ? 1 : -1);
 }
 
 void wc_server_conn_freed(wc_server_t *srv) {

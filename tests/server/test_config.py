@@ -361,9 +361,9 @@ def test_balance_connections():
             assert sum(per.values()) == 1, per
 
 
-def metrics_on(c):
+def metrics_on(c, uploads=None):
     """({loop: open connections}, body bytes received) through the open
-    connection c."""
+    connection c; uploads (a dict) gets {loop: uploads weighed}."""
     c.send(build_request("GET", "/metrics"))
     r = c.read_response()
     assert r.status == 200, r.status
@@ -371,6 +371,8 @@ def metrics_on(c):
     for ln in r.body.decode().splitlines():
         if ln.startswith("wordcount_event_loop_connections{"):
             per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_event_loop_uploads{") and uploads is not None:
+            uploads[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
         elif ln.startswith("wordcount_body_bytes_received_total "):
             body = int(float(ln.split()[-1]))
     return per, body
@@ -424,16 +426,20 @@ def test_balance_away_from_uploads():
                 assert time.time() < deadline, "the server did not read 8 MiB"
                 time.sleep(0.02)
             open_ten()
-            per, _ = metrics_on(m)
+            ups = {}
+            per, _ = metrics_on(m, ups)
             stop.set()
             t.join()
-            w.log("  while uploading: %r" % per)
+            w.log("  while uploading: %r, uploads %r" % (per, ups))
             assert sorted(per.values()) == [1, 11], per  # the upload alone
+            assert [ups[k] for k in sorted(per, key=per.get)] == [1, 0], (per, ups)
             time.sleep(2.5)  # two ticks without bytes: the weight is gone
             open_ten()
-            per, _ = metrics_on(m)
-            w.log("  upload stalled: %r" % per)
+            ups = {}
+            per, _ = metrics_on(m, ups)
+            w.log("  upload stalled: %r, uploads %r" % (per, ups))
             assert sorted(per.values()) == [11, 11], per
+            assert sorted(ups.values()) == [0, 0], ups
             rest = total - sent[0]
             up.send(ZEN * (rest // len(ZEN)))
             check_counts(up.read_response(), {"is": 10 * copies}, total)
