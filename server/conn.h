@@ -62,7 +62,7 @@ struct wc_conn {
   unsigned eof : 1;
   unsigned in_pump : 1;
   unsigned heavy : 1; /* receiving a body fast: counts WC_HEAVY_LOAD */
-  char *pend; /* input not parsed yet (the parser was paused) */
+  char *pend;         /* input not parsed yet (the parser was paused) */
   size_t pend_len, pend_off;
   char *wbuf; /* output being written */
   size_t wbuf_len;

@@ -193,23 +193,31 @@ static char *put_safe(char *p, char *end, const char *s, size_t n) {
   return p;
 }
 
+/* The fields both formats share, in the same order, each after its
+ * separator: status, bytes in, bytes out, duration, request id. */
+static char *put_fields(char *p, char *end, const wc_access_t *a,
+                        const char *const sep[5]) {
+  p = put_str(p, end, sep[0]);
+  p = put_int(p, end, a->status);
+  p = put_str(p, end, sep[1]);
+  p = put_u64(p, end, a->bytes_in);
+  p = put_str(p, end, sep[2]);
+  p = put_u64(p, end, a->bytes_out);
+  p = put_str(p, end, sep[3]);
+  p = put_ms(p, end, a->ns);
+  p = put_str(p, end, sep[4]);
+  return put_str(p, end, a->request_id);
+}
+
 static size_t format_common(char *line, size_t cap, const wc_access_t *a) {
+  static const char *const sep[5] = {"\" ", " ", " ", " ", "ms id="};
   char *p = line, *end = line + cap;
   p = put_str(p, end, a->peer);
   p = put(p, end, " \"", 2);
   p = put_str(p, end, a->method);
   p = put(p, end, " ", 1);
   p = put_safe(p, end, a->target, a->target_len < 255 ? a->target_len : 255);
-  p = put(p, end, "\" ", 2);
-  p = put_int(p, end, a->status);
-  p = put(p, end, " ", 1);
-  p = put_u64(p, end, a->bytes_in);
-  p = put(p, end, " ", 1);
-  p = put_u64(p, end, a->bytes_out);
-  p = put(p, end, " ", 1);
-  p = put_ms(p, end, a->ns);
-  p = put(p, end, "ms id=", 6);
-  p = put_str(p, end, a->request_id);
+  p = put_fields(p, end, a, sep);
   if (a->error_code != NULL) {
     /* The message is ours but may quote the client: keep it on one line. */
     const char *m = a->error_msg;
@@ -239,6 +247,9 @@ static const char *utc_second(time_t sec) {
 }
 
 static size_t format_json(char *line, size_t cap, const wc_access_t *a) {
+  static const char *const sep[5] = {
+      "\",\"status\":", ",\"bytes_in\":", ",\"bytes_out\":",
+      ",\"duration_ms\":", ",\"request_id\":\""};
   struct timeval tv;
   char *p = line, *end = line + cap;
   char frac[4];
@@ -264,17 +275,7 @@ static size_t format_json(char *line, size_t cap, const wc_access_t *a) {
   pos = (size_t)(p - line);
   wc_errors_json_escape(line, cap - 400, &pos, a->target,
                         a->target_len > 300 ? 300 : a->target_len);
-  p = line + pos;
-  p = put(p, end, "\",\"status\":", 11);
-  p = put_int(p, end, a->status);
-  p = put(p, end, ",\"bytes_in\":", 12);
-  p = put_u64(p, end, a->bytes_in);
-  p = put(p, end, ",\"bytes_out\":", 13);
-  p = put_u64(p, end, a->bytes_out);
-  p = put(p, end, ",\"duration_ms\":", 15);
-  p = put_ms(p, end, a->ns);
-  p = put(p, end, ",\"request_id\":\"", 15);
-  p = put_str(p, end, a->request_id);
+  p = put_fields(line + pos, end, a, sep);
   p = put(p, end, "\"", 1);
   if (a->error_code != NULL) {
     p = put(p, end, ",\"error\":\"", 10);

@@ -42,7 +42,7 @@ typedef struct {
   int status;
   uint64_t bytes_in;
   size_t bytes_out;
-  uint64_t ns; /* from the request's first byte to its answer */
+  uint64_t ns;            /* from the request's first byte to its answer */
   const char *error_code; /* NULL unless an error response */
   const char *error_msg;
 } wc_access_t;

@@ -251,8 +251,7 @@ int wc_metrics_render(char **out, size_t *len) {
          "first MiB), by event loop; each weighs 16 connections in "
          "balance_connections.");
   for (unsigned i = 0; i < m.nloops; i++) {
-    int64_t v =
-        atomic_load_explicit(&m.loop_uploads[i], memory_order_relaxed);
+    int64_t v = atomic_load_explicit(&m.loop_uploads[i], memory_order_relaxed);
     put(&b, "wordcount_event_loop_uploads{loop=\"%u\"} %lld\n", i,
         (long long)(v < 0 ? 0 : v));
   }

@@ -209,8 +209,8 @@ static void fill(char *s, size_t n, unsigned mode) {
 
 static void test_random(void **state) {
   (void)state;
-  static const char *const methods[] = {"GET", "POST", "PUT", "-",
-                                        "PROPPATCH", "DELETE"};
+  static const char *const methods[] = {"GET", "POST",      "PUT",
+                                        "-",   "PROPPATCH", "DELETE"};
   static const char *const codes[] = {"bad_request", "payload_too_large",
                                       "internal"};
   char peer[64], target[420], rid[RID_MAX + 1], msg[260];
