@@ -36,6 +36,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "util.h"
 
 static int log_level = WC_LOG_INFO;
 static int log_access = 1;
@@ -159,12 +160,7 @@ static char *put_str(char *p, char *end, const char *s) {
 
 static char *put_u64(char *p, char *end, uint64_t v) {
   char tmp[20];
-  size_t n = sizeof tmp;
-  do {
-    tmp[--n] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  return put(p, end, tmp + n, sizeof tmp - n);
+  return put(p, end, tmp, wc_u64_dec(tmp, v));
 }
 
 static char *put_int(char *p, char *end, int v) {
@@ -184,11 +180,13 @@ static char *put_ms(char *p, char *end, uint64_t ns) {
   return put(p, end, frac, 3);
 }
 
-/* Printable ASCII only, '"' as '?', at most n bytes of s (common format). */
-static char *put_safe(char *p, char *end, const char *s, size_t n) {
+/* n bytes of s, each byte outside lo..0x7e or a '"' as '?' (common
+ * format: a line stays one line, its quoted fields stay quoted). */
+static char *put_safe(char *p, char *end, const char *s, size_t n,
+                      unsigned char lo) {
   for (size_t i = 0; i < n && p < end; i++) {
     unsigned char ch = (unsigned char)s[i];
-    *p++ = (ch > 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
+    *p++ = (ch >= lo && ch < 0x7f && ch != '"') ? (char)ch : '?';
   }
   return p;
 }
@@ -216,18 +214,16 @@ static size_t format_common(char *line, size_t cap, const wc_access_t *a) {
   p = put(p, end, " \"", 2);
   p = put_str(p, end, a->method);
   p = put(p, end, " ", 1);
-  p = put_safe(p, end, a->target, a->target_len < 255 ? a->target_len : 255);
+  /* the target without spaces, the message with them */
+  p = put_safe(p, end, a->target, a->target_len < 255 ? a->target_len : 255,
+               0x21);
   p = put_fields(p, end, a, sep);
   if (a->error_code != NULL) {
-    /* The message is ours but may quote the client: keep it on one line. */
-    const char *m = a->error_msg;
+    /* The message is ours but may quote the client. */
     p = put(p, end, " error=", 7);
     p = put_str(p, end, a->error_code);
     p = put(p, end, " \"", 2);
-    for (size_t i = 0; m[i] != '\0' && i < 199 && p < end; i++) {
-      unsigned char ch = (unsigned char)m[i];
-      *p++ = (ch >= 0x20 && ch < 0x7f && ch != '"') ? (char)ch : '?';
-    }
+    p = put_safe(p, end, a->error_msg, strnlen(a->error_msg, 199), 0x20);
     p = put(p, end, "\"", 1);
   }
   return (size_t)(p - line);
