@@ -898,6 +898,19 @@ class BigPoster:
 # ---------------------------------------------------------------- memory
 
 
+def server_config(port):
+    """wordcount-server's configuration in this benchmark (also hol.py's):
+    2 workers, generous limits and timeouts, no access log."""
+    return {
+        "listen": {"host": "127.0.0.1", "port": port},
+        "workers": 2,
+        "limits": {"max_body_bytes": 4 * GIB, "max_json_body_bytes": 256 << 20,
+                   "max_connections": 65536},
+        "timeouts_ms": {"header": 60000, "body": 60000, "keepalive": 300000},
+        "log": {"access": False, "level": "warn"},
+    }
+
+
 def memory_test(build, procs, workdir, corpus, cfg):
     """A fresh server; one raw body of exactly 1 GiB (the 85.8 MB corpus 12
     times and a part of it) streamed on one connection; VmRSS sampled every
@@ -1107,14 +1120,7 @@ def main():
     twin = Twin()
     try:
         # ---- servers
-        cfg = {
-            "listen": {"host": "127.0.0.1", "port": 0},
-            "workers": 2,
-            "limits": {"max_body_bytes": 4 * GIB, "max_json_body_bytes": 256 << 20,
-                       "max_connections": 65536},
-            "timeouts_ms": {"header": 60000, "body": 60000, "keepalive": 300000},
-            "log": {"access": False, "level": "warn"},
-        }
+        cfg = server_config(0)
         servers = {}
         port = free_port()
         cfg_ours = dict(cfg, listen={"host": "127.0.0.1", "port": port})

@@ -43,14 +43,9 @@ def main():
     try:
         for i, b in enumerate(bins):
             port = bench.free_port()
-            cfg = {"listen": {"host": "127.0.0.1", "port": port}, "workers": 2,
-                   "limits": {"max_body_bytes": 4 << 30, "max_json_body_bytes": 256 << 20,
-                              "max_connections": 65536},
-                   "timeouts_ms": {"header": 60000, "body": 60000, "keepalive": 300000},
-                   "log": {"access": False, "level": "warn"}}
             path = os.path.join(work, "config-%d.json" % i)
             with open(path, "w") as f:
-                json.dump(cfg, f)
+                json.dump(bench.server_config(port), f)
             p = subprocess.Popen([b, "--config", path], stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)
             servers.append((b, port, p))
