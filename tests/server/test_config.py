@@ -291,15 +291,27 @@ def test_event_loops_and_workers_follow_a_cpu_quota():
         _remove_cgroup(d)
 
 
+def parse_loop_metrics(r, uploads=None):
+    """({loop: open connections}, connections handed over, body bytes
+    received) from the /metrics response r; uploads (a dict) gets {loop:
+    uploads weighed}."""
+    per, handed, body = {}, None, None
+    for ln in r.body.decode().splitlines():
+        if ln.startswith("wordcount_event_loop_connections{"):
+            per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_event_loop_uploads{") and uploads is not None:
+            uploads[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_connections_handed_over_total "):
+            handed = int(float(ln.split()[-1]))
+        elif ln.startswith("wordcount_body_bytes_received_total "):
+            body = int(float(ln.split()[-1]))
+    return per, handed, body
+
+
 def loop_metrics(port):
     """({loop: open connections}, connections handed over) from /metrics
     (its own connection is one of the open ones)."""
-    per, handed = {}, None
-    for ln in request(port, "GET", "/metrics").body.decode().splitlines():
-        if ln.startswith("wordcount_event_loop_connections{"):
-            per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
-        elif ln.startswith("wordcount_connections_handed_over_total "):
-            handed = int(float(ln.split()[-1]))
+    per, handed, _ = parse_loop_metrics(request(port, "GET", "/metrics"))
     return per, handed
 
 
@@ -367,14 +379,7 @@ def metrics_on(c, uploads=None):
     c.send(build_request("GET", "/metrics"))
     r = c.read_response()
     assert r.status == 200, r.status
-    per, body = {}, None
-    for ln in r.body.decode().splitlines():
-        if ln.startswith("wordcount_event_loop_connections{"):
-            per[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
-        elif ln.startswith("wordcount_event_loop_uploads{") and uploads is not None:
-            uploads[int(ln.split('"')[1])] = int(float(ln.split()[-1]))
-        elif ln.startswith("wordcount_body_bytes_received_total "):
-            body = int(float(ln.split()[-1]))
+    per, _, body = parse_loop_metrics(r, uploads)
     return per, body
 
 
