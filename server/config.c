@@ -36,6 +36,7 @@ void wc_config_defaults(wc_config_t *cfg) {
   cfg->parallel_inline_max_bytes = 65536;
   cfg->log_access = 1;
   cfg->balance_connections = 1;
+  cfg->worker_nice = 5;
   cfg->log_level = WC_LOG_INFO;
   cfg->log_format = WC_LOG_FORMAT_COMMON;
   snprintf(cfg->log_file, sizeof cfg->log_file, "%s", "stdout");
@@ -189,6 +190,12 @@ static int load_json(wc_config_t *cfg, const cJSON *root, char *err,
         return rc;
     } else if (strcmp(k, "event_loops") == 0) {
       int_key_t key = {"event_loops", 0, WC_MAX_EVENT_LOOPS, &cfg->event_loops,
+                       sizeof(unsigned)};
+      rc = load_int(&key, it, err, errlen);
+      if (rc < 0)
+        return rc;
+    } else if (strcmp(k, "worker_nice") == 0) {
+      int_key_t key = {"worker_nice", 0, 19, &cfg->worker_nice,
                        sizeof(unsigned)};
       rc = load_int(&key, it, err, errlen);
       if (rc < 0)

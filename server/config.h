@@ -30,6 +30,11 @@ typedef struct {
   /* A loop that accepts a connection while another loop has fewer hands
    * it over (server.c). */
   int balance_connections;
+  /* How much lower the worker pool's threads run than the event loops: a
+   * nice increment over the process's own nice value (0-19, capped at 19),
+   * set by each worker on its first job (job.c). Default 5, from
+   * bench/http/hol.py. */
+  unsigned worker_nice;
   struct {
     uint64_t max_body_bytes;
     uint64_t max_json_body_bytes;

@@ -289,8 +289,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   wc_server_announce(&loops[0].srv);
-  wc_log(WC_LOG_INFO, "%u event loop(s), %u worker(s), kernel %s", shared.n,
-         cfg.workers, wc_kernel_name());
+  wc_log(WC_LOG_INFO, "%u event loop(s), %u worker(s) at nice +%u, kernel %s",
+         shared.n, cfg.workers, cfg.worker_nice, wc_kernel_name());
 
   for (unsigned i = 1; i < shared.n; i++) {
     rc = uv_thread_create(&loops[i].thread, run_loop, &loops[i]);

@@ -68,6 +68,9 @@ def test_bad_values_exit_2():
     expect_exit2({"event_loops": "all"}, "event_loops")
     expect_exit2({"balance_connections": 1}, "balance_connections")
     expect_exit2({"balance_connections": "yes"}, "balance_connections")
+    expect_exit2({"worker_nice": -1}, "worker_nice")
+    expect_exit2({"worker_nice": 20}, "worker_nice")
+    expect_exit2({"worker_nice": "low"}, "worker_nice")
     expect_exit2({"parallel": {"inline_max_bytes": -1}}, "inline_max_bytes")
     expect_exit2({"parallel": {"inline_max_bytes": "16k"}}, "inline_max_bytes")
     # not JSON at all, or not an object
@@ -289,6 +292,55 @@ def test_event_loops_and_workers_follow_a_cpu_quota():
             p.wait(30)
     finally:
         _remove_cgroup(d)
+
+
+def thread_nices(pid):
+    """{tid: nice value} of the process's threads (/proc/PID/task)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        # after "(comm)": state is field 3, nice field 19
+        out[int(tid)] = int(stat.rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def test_worker_nice():
+    """Worker threads run worker_nice (default 5) above the nice value the
+    server was started with, capped at 19; the loops and the main thread
+    keep the server's own. Counting is unchanged."""
+    body = ZEN * 4000  # 3.4 MB: in the pool, split in two
+    text = body.decode()
+    want = sum(ln.split(" ").count("is") for ln in text.split("\n"))
+    for cfg, start, expect in (({}, 0, 5), ({"worker_nice": 12}, 0, 12),
+                               ({"worker_nice": 0}, 0, 0), ({}, 3, 8), ({"worker_nice": 9}, 17, 19)):
+        cfg = dict(cfg, workers=2, event_loops=2)
+        with w.Server(cfg, nice=start or None) as s:
+            line = "at nice +%d," % cfg.get("worker_nice", 5)
+            deadline = time.time() + 10 * w.SLOW  # the start-up line follows "listening on"
+            while line not in s.stderr + s.stdout and time.time() < deadline:
+                time.sleep(0.02)
+            assert line in s.stderr + s.stdout, (s.stderr, s.stdout)
+            for mode in ("parallel", "sequential", "parallel"):
+                r = w.post_json(s.port, {"text": text, "needle": "is", "mode": mode})
+                assert r.status == 200 and json.loads(r.body)["count"] == want, (r.status, r.body)
+            r = w.post_raw(s.port, body)
+            assert r.status == 200 and json.loads(r.body)["count"] == want, (r.status, r.body)
+            nices = thread_nices(s.proc.pid)
+            assert nices[s.proc.pid] == start, nices  # the main thread (loop 0)
+            at = sorted(n for n in nices.values() if n == expect)
+            others = [n for n in nices.values() if n != expect]
+            # the second loop, the main thread and libuv's own helper keep
+            # the server's nice value; the two workers (at least the one that
+            # ran a job) have theirs
+            assert all(n == start for n in others), (cfg, start, nices)
+            if expect != start:
+                assert 1 <= len(at) <= 2, (cfg, start, nices)
+            w.log("    worker_nice %s from nice %d: threads %s"
+                  % (cfg.get("worker_nice", "(default)"), start, sorted(nices.values())))
 
 
 def parse_loop_metrics(r, uploads=None):

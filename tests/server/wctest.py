@@ -100,10 +100,11 @@ class Server:
     config: a dict (written as JSON), a str (written verbatim) or None.
     port_args: pass --port 0 --host 127.0.0.1.
     wait: wait for the "listening on" line (else call wait_listening).
+    nice: start the server through nice -n NICE (its pid is the server's).
     """
 
     def __init__(self, config=None, args=(), env=None, port_args=True,
-                 wait=True, start_timeout=None):
+                 wait=True, start_timeout=None, nice=None):
         if not os.path.exists(BIN):
             raise AssertionError("server binary %s does not exist (run make)" % BIN)
         self.cfgpath = None
@@ -116,6 +117,8 @@ class Server:
                 f.write(config if isinstance(config, str) else json.dumps(config))
             cmd += ["--config", self.cfgpath]
         cmd += list(args)
+        if nice is not None:
+            cmd = ["nice", "-n", str(nice)] + cmd
         self.cmd = cmd
         e = {k: v for k, v in os.environ.items() if not k.startswith("WORDCOUNT_")}
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
