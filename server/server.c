@@ -154,31 +154,39 @@ static void on_handoff_closed(uv_handle_t *h) {
 /*
  * Accepts a connection for loop dst: a duplicate of its descriptor goes into
  * dst's inbox (its slot and its load go with it) and dst is woken; this
- * loop's handle on it is closed. Returns 0; 1 when the connection is to be
- * served here after all (*fd: the accepted descriptor when dst's inbox is
- * full, -1 when nothing was accepted for lack of memory); or a negative
- * errno when it was accepted and lost (out of descriptors).
+ * loop's handle on it is closed. The duplicate's descriptor is taken before
+ * the connection is accepted (a copy of the listener's, replaced by dup3):
+ * at the descriptor limit the connection is then served here instead of
+ * being accepted and lost for want of a second descriptor. Returns 0; 1
+ * when the connection is to be served here after all (*fd: the accepted
+ * descriptor when dst's inbox is full, -1 when nothing was accepted: no
+ * descriptor or memory to spare); or a negative errno when it was accepted
+ * and lost.
  */
 static int hand_off(wc_server_t *srv, wc_server_t *dst, int *fd) {
-  uv_tcp_t *t = malloc(sizeof *t);
-  uv_os_fd_t ofd;
-  int rc, nfd = -1, queued = 0;
+  uv_tcp_t *t;
+  uv_os_fd_t lfd, ofd;
+  int rc, nfd, queued = 0;
   *fd = -1;
-  if (t == NULL)
+  if (uv_fileno((uv_handle_t *)&srv->listener, &lfd) < 0 ||
+      (nfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0)
     return 1;
-  rc = uv_tcp_init(srv->loop, t);
-  if (rc < 0) {
+  t = malloc(sizeof *t);
+  if (t == NULL || uv_tcp_init(srv->loop, t) < 0) {
     free(t);
+    close(nfd);
     return 1;
   }
   rc = uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)t);
   if (rc == 0)
     rc = uv_fileno((uv_handle_t *)t, &ofd);
-  if (rc == 0 && (nfd = fcntl(ofd, F_DUPFD_CLOEXEC, 0)) < 0)
+  if (rc == 0 && dup3(ofd, nfd, O_CLOEXEC) < 0)
     rc = -errno;
   uv_close((uv_handle_t *)t, on_handoff_closed);
-  if (rc < 0)
+  if (rc < 0) {
+    close(nfd);
     return rc;
+  }
   /* Under the lock: a loop that drains clears `adopting` under it before
    * its last look at the inbox, so nothing lands there afterwards. */
   uv_mutex_lock(&dst->inbox_lock);

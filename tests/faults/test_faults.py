@@ -106,6 +106,60 @@ def _fd_exhaustion(loops):
         w.log("  recovered: 21 requests answered after the clients left")
 
 
+def _lowest_free_fd(pid):
+    used = {int(x) for x in os.listdir("/proc/%d/fd" % pid)}
+    h = 0
+    while h in used:
+        h += 1
+    return h
+
+
+def test_handover_at_the_descriptor_limit():
+    # balance_connections hands a connection accepted by the busier loop to
+    # the other one through a duplicate of its descriptor. With exactly one
+    # descriptor free (the limit set just above the lowest free number) the
+    # accept takes it and no duplicate is possible: the connection must be
+    # served where it was accepted, not accepted and dropped. An odd number
+    # of idle connections makes one loop the busier; SO_REUSEPORT's hash
+    # picks the accepting loop, so the busier one accepts about half the
+    # time over the rounds.
+    import resource
+    cfg = {"workers": 1, "event_loops": 2, "balance_connections": True,
+           "timeouts_ms": {"keepalive": 60000, "header": 60000}, "log": {"access": False}}
+    with w.Server(cfg) as srv:
+        pid = srv.proc.pid
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)  # only the soft one moves
+        held = [socket.create_connection((w.HOST, srv.port), timeout=5) for _ in range(5)]
+        time.sleep(0.2)
+        try:
+            for i in range(16):
+                h = _lowest_free_fd(pid)
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (h + 1, hard))
+                s = socket.create_connection((w.HOST, srv.port), timeout=5 * w.SLOW)
+                held.append(s)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                got = b""
+                try:
+                    while b"\r\n\r\n" not in got:
+                        d = s.recv(4096)
+                        if not d:
+                            break
+                        got += d
+                except OSError as ex:  # reset: accepted, then dropped
+                    got += repr(ex).encode()
+                assert got.startswith(b"HTTP/1.1 200"), \
+                    "round %d: connection accepted at the limit not served: %r" % (i, got)
+            lost = [ln for ln in srv.stderr.splitlines() if ln.endswith("accept: too many open files")]
+            assert not lost, lost
+            w.log("  16 connections, each taking the last free descriptor, all served")
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            for s in held:
+                s.close()
+        r = w.post_raw(srv.port, ZEN)
+        w.check_counts(r, {"is": w.ZEN_IS}, len(ZEN))
+
+
 def test_saturated_pool_backpressure():
     needles = ["is"] + ["w%02d" % i for i in range(63)]
     reps = (24 << 20) // len(ZEN)
