@@ -382,6 +382,11 @@ static void maybe_stopped(wc_server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->shutdown_timer);
 }
 
+/* metrics.c's help text of wordcount_event_loop_uploads spells these out. */
+_Static_assert(WC_HEAVY_BYTES == 4u << 20 && WC_HEAVY_BODY == 1u << 20 &&
+                   WC_HEAVY_LOAD == 16u,
+               "update the help text of wordcount_event_loop_uploads");
+
 void wc_server_heavy(wc_server_t *srv, int on) {
   if (on)
     atomic_fetch_add(&srv->load, WC_HEAVY_LOAD);
