@@ -117,23 +117,24 @@ typedef struct {
   wc_link_t link; /* in ct->jobs */
   wc_conn_t *conn;
   job_kind_t kind;
+  unsigned nice; /* worker_nice, for a worker's first job (nice_worker) */
   const wc_needles_t *set; /* shared, read-only */
   wc_stream_t *stream;     /* JOB_STREAM: this job is its only user */
   int finish;              /* JOB_STREAM: the text ends here */
   char *data;              /* JOB_BLOCK/STREAM/PARSE: owned */
   size_t len;
   size_t cap, faulted; /* JOB_PARSE: of data (body_put) */
-  const char *text; /* JOB_SLICE: into spec.text; JOB_TSCAN: the request's
-                       body buffer (text[0..len)); shared, read-only */
-  char *out;        /* JOB_JSLICE: its slice of the raw body, decoded in
-                       place (slices are disjoint) */
-  size_t out_len;   /* decoded bytes */
-  size_t base;      /* JOB_JSLICE: body offset of out[0] */
-  wc_jbad_t bad;    /* JOB_JSLICE, rc -EINVAL: why it did not decode */
-  uint64_t held;    /* budget bytes released when done */
+  const char *text;    /* JOB_SLICE: into spec.text; JOB_TSCAN: the request's
+                          body buffer (text[0..len)); shared, read-only */
+  char *out;           /* JOB_JSLICE: its slice of the raw body, decoded in
+                          place (slices are disjoint) */
+  size_t out_len;      /* decoded bytes */
+  size_t base;         /* JOB_JSLICE: body offset of out[0] */
+  wc_jbad_t bad;       /* JOB_JSLICE, rc -EINVAL: why it did not decode */
+  uint64_t held;       /* budget bytes released when done */
   size_t n;
-  uint64_t *counts; /* owned (unless counts_in); moved to the request for
-                       JOB_PARSE */
+  uint64_t *counts;    /* owned (unless counts_in); moved to the request for
+                          JOB_PARSE */
   uint64_t *counts_in; /* JOB_PARSE run inline: the request's counts_in */
   int rc;
   /* JOB_PARSE */
@@ -548,7 +549,7 @@ static void nice_worker(unsigned incr) {
 static void on_work(uv_work_t *w) {
   job_t *j = container_of(w, job_t, work);
   if (!worker_niced)
-    nice_worker(j->conn->srv->cfg->worker_nice);
+    nice_worker(j->nice);
   wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1); /* started */
   switch (j->kind) {
   case JOB_BLOCK:
@@ -585,6 +586,7 @@ static int queue(wc_conn_t *c, job_t *j) {
   /* Counted before queueing: a worker may start it (and count it down)
    * before uv_queue_work returns. */
   wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, 1);
+  j->nice = c->srv->cfg->worker_nice;
   rc = uv_queue_work(c->srv->loop, &j->work, on_work, on_after_work);
   if (rc < 0) {
     wc_metrics_gauge_add(WC_G_POOL_QUEUE_DEPTH, -1);

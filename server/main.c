@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -289,8 +290,17 @@ int main(int argc, char **argv) {
     return 1;
   }
   wc_server_announce(&loops[0].srv);
-  wc_log(WC_LOG_INFO, "%u event loop(s), %u worker(s) at nice +%u, kernel %s",
-         shared.n, cfg.workers, cfg.worker_nice, wc_kernel_name());
+  {
+    /* what nice_worker (job.c) will add: worker_nice, up to nice 19 */
+    int base, incr = (int)cfg.worker_nice;
+    errno = 0;
+    base = getpriority(PRIO_PROCESS, 0);
+    if ((base != -1 || errno == 0) && base + incr > 19)
+      incr = 19 - base;
+    wc_log(WC_LOG_INFO,
+           "%u event loop(s), %u worker(s) at nice +%d, kernel %s", shared.n,
+           cfg.workers, incr, wc_kernel_name());
+  }
 
   for (unsigned i = 1; i < shared.n; i++) {
     rc = uv_thread_create(&loops[i].thread, run_loop, &loops[i]);

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "server.h" /* WC_HEAVY_*, spelled out in a help text below */
 #include "util.h"
 #include "wordcount.h"
 
@@ -246,6 +247,9 @@ int wc_metrics_render(char **out, size_t *len) {
         (long long)(v < 0 ? 0 : v));
   }
 
+  _Static_assert(WC_HEAVY_BYTES == 4u << 20 && WC_HEAVY_BODY == 1u << 20 &&
+                     WC_HEAVY_LOAD == 16u,
+                 "the help text below spells out the upload weight");
   header(&b, "wordcount_event_loop_uploads", "gauge",
          "Connections receiving a large body fast (4 MiB a second past its "
          "first MiB), by event loop; each weighs 16 connections in "

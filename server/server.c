@@ -154,14 +154,16 @@ static void on_handoff_closed(uv_handle_t *h) {
 /*
  * Accepts a connection for loop dst: a duplicate of its descriptor goes into
  * dst's inbox (its slot and its load go with it) and dst is woken; this
- * loop's handle on it is closed. The duplicate's descriptor is taken before
- * the connection is accepted (a copy of the listener's, replaced by dup3):
- * at the descriptor limit the connection is then served here instead of
- * being accepted and lost for want of a second descriptor. Returns 0; 1
- * when the connection is to be served here after all (*fd: the accepted
- * descriptor when dst's inbox is full, -1 when nothing was accepted: no
- * descriptor or memory to spare); or a negative errno when it was accepted
- * and lost.
+ * loop's handle on it is closed. libuv has already accept(2)ed the
+ * connection when on_connection runs (uv_accept only moves that descriptor
+ * into a handle), so the duplicate needs a second descriptor: it is taken
+ * first, as a copy of the listener's that dup3 then replaces. At the
+ * descriptor limit that copy fails and the connection, which libuv holds,
+ * is served here (wc_conn_accept with -1 needs no new descriptor) instead
+ * of being accepted and lost. Returns 0; 1 when the connection is to be
+ * served here after all (*fd: the duplicate when dst's inbox is full, -1
+ * when no descriptor or memory was to spare); or a negative errno when
+ * uv_accept, uv_fileno or dup3 failed and the connection is lost.
  */
 static int hand_off(wc_server_t *srv, wc_server_t *dst, int *fd) {
   uv_tcp_t *t;
@@ -248,7 +250,7 @@ static void try_accept(wc_server_t *srv) {
     rc = hand_off(srv, dst, &fd);
     if (rc == 0)
       return;
-    if (rc < 0) { /* accepted and lost (out of descriptors) */
+    if (rc < 0) { /* uv_accept, uv_fileno or dup3 failed: lost */
       wc_log(WC_LOG_WARN, "accept: %s", uv_strerror(rc));
       release_slot(srv);
       return;
@@ -381,11 +383,6 @@ static void maybe_stopped(wc_server_t *srv) {
   close_server_handle(srv, (uv_handle_t *)&srv->date_timer);
   close_server_handle(srv, (uv_handle_t *)&srv->shutdown_timer);
 }
-
-/* metrics.c's help text of wordcount_event_loop_uploads spells these out. */
-_Static_assert(WC_HEAVY_BYTES == 4u << 20 && WC_HEAVY_BODY == 1u << 20 &&
-                   WC_HEAVY_LOAD == 16u,
-               "update the help text of wordcount_event_loop_uploads");
 
 void wc_server_heavy(wc_server_t *srv, int on) {
   if (on)
