@@ -106,6 +106,16 @@ def _fd_exhaustion(loops):
         w.log("  recovered: 21 requests answered after the clients left")
 
 
+def _sockets(pid):
+    n = 0
+    for x in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, x)).startswith("socket:")
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def _lowest_free_fd(pid):
     used = {int(x) for x in os.listdir("/proc/%d/fd" % pid)}
     h = 0
@@ -129,8 +139,19 @@ def test_handover_at_the_descriptor_limit():
     with w.Server(cfg) as srv:
         pid = srv.proc.pid
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)  # only the soft one moves
+        before = _sockets(pid)
         held = [socket.create_connection((w.HOST, srv.port), timeout=5) for _ in range(5)]
-        time.sleep(0.2)
+        # connected is not yet accepted: wait until the server holds all
+        # five (and their hand-overs are done: the count stays put)
+        deadline, last, since = time.monotonic() + 10 * w.SLOW, -1, time.monotonic()
+        while time.monotonic() < deadline:
+            n = _sockets(pid)
+            if n != last:
+                last, since = n, time.monotonic()
+            elif n >= before + 5 and time.monotonic() - since > 0.1:
+                break
+            time.sleep(0.01)
+        assert last >= before + 5, (before, last)
         try:
             for i in range(16):
                 h = _lowest_free_fd(pid)

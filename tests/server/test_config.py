@@ -310,8 +310,9 @@ def thread_nices(pid):
 
 def test_worker_nice():
     """Worker threads run worker_nice (default 5) above the nice value the
-    server was started with, capped at 19; the loops and the main thread
-    keep the server's own. Counting is unchanged."""
+    server was started with, capped at 19; the main thread, the loops and
+    every thread there before the first pool job keep the server's own,
+    also after requests counted on the loops. Counting is unchanged."""
     body = ZEN * 4000  # 3.4 MB: in the pool, split in two
     text = body.decode()
     want = sum(ln.split(" ").count("is") for ln in text.split("\n"))
@@ -319,28 +320,39 @@ def test_worker_nice():
                                ({"worker_nice": 0}, 0, 0), ({}, 3, 8), ({"worker_nice": 9}, 17, 19)):
         cfg = dict(cfg, workers=2, event_loops=2)
         with w.Server(cfg, nice=start or None) as s:
-            line = "at nice +%d," % cfg.get("worker_nice", 5)
+            line = "at nice +%d," % (expect - start)  # the increment in effect
             deadline = time.time() + 10 * w.SLOW  # the start-up line follows "listening on"
             while line not in s.stderr + s.stdout and time.time() < deadline:
                 time.sleep(0.02)
             assert line in s.stderr + s.stdout, (s.stderr, s.stdout)
+            # the pool starts its threads on its first job: these are the
+            # main thread, the loops and libuv's own
+            boot = thread_nices(s.proc.pid)
+            assert set(boot.values()) == {start}, boot
+            # counted on the loops (inline): no thread changes
+            for _ in range(4):
+                r = w.post_json(s.port, {"text": "is this is it", "needle": "is"})
+                assert r.status == 200 and json.loads(r.body)["count"] == 2, (r.status, r.body)
+                r = w.post_raw(s.port, b"is this is it")
+                assert r.status == 200 and json.loads(r.body)["count"] == 2, (r.status, r.body)
+            assert request(s.port, "GET", "/healthz").status == 200
+            assert thread_nices(s.proc.pid) == boot, (boot, thread_nices(s.proc.pid))
             for mode in ("parallel", "sequential", "parallel"):
                 r = w.post_json(s.port, {"text": text, "needle": "is", "mode": mode})
                 assert r.status == 200 and json.loads(r.body)["count"] == want, (r.status, r.body)
             r = w.post_raw(s.port, body)
             assert r.status == 200 and json.loads(r.body)["count"] == want, (r.status, r.body)
             nices = thread_nices(s.proc.pid)
-            assert nices[s.proc.pid] == start, nices  # the main thread (loop 0)
-            at = sorted(n for n in nices.values() if n == expect)
-            others = [n for n in nices.values() if n != expect]
-            # the second loop, the main thread and libuv's own helper keep
-            # the server's nice value; the two workers (at least the one that
-            # ran a job) have theirs
-            assert all(n == start for n in others), (cfg, start, nices)
-            if expect != start:
-                assert 1 <= len(at) <= 2, (cfg, start, nices)
-            w.log("    worker_nice %s from nice %d: threads %s"
-                  % (cfg.get("worker_nice", "(default)"), start, sorted(nices.values())))
+            for tid, n in boot.items():  # the loops keep theirs
+                assert nices.get(tid) == start, (cfg, start, boot, nices)
+            pool = {tid: n for tid, n in nices.items() if tid not in boot}
+            # the two workers: each at its nice once it ran a job (at least
+            # one did)
+            assert 1 <= len(pool) <= 2 and set(pool.values()) <= {start, expect}, (cfg, start, boot, nices)
+            assert expect in pool.values(), (cfg, start, boot, nices)
+            w.log("    worker_nice %s from nice %d: loops %s, workers %s"
+                  % (cfg.get("worker_nice", "(default)"), start, sorted(boot.values()),
+                     sorted(pool.values())))
 
 
 def parse_loop_metrics(r, uploads=None):
