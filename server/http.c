@@ -172,6 +172,9 @@ static int on_message_begin(llhttp_t *p) {
 
 static int on_url(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
+  /* Known from here on: an error before the headers are complete is then
+   * answered without a body to HEAD and logged with the right method. */
+  h->method = p->method;
   if (h->url_len + len > h->url_cap) {
     size_t ncap = h->url_cap ? h->url_cap : 256;
     char *n;
@@ -188,8 +191,37 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/*
+ * Chunk extensions and trailer fields (RFC 9112 7.1.1, 7.1.2) are read and
+ * discarded: a trailer never sets a request id, a Host or a token. Their
+ * bytes count against limits.max_header_bytes together (431 past it), since
+ * the header-section scanner is done with the request by then.
+ */
+static int trailer_bytes(llhttp_t *p, size_t len) {
+  wc_conn_t *c = conn_of(p);
+  wc_http_t *h = &c->http;
+  size_t max = c->srv->cfg->limits.max_header_bytes;
+  wc_error_t e;
+  h->trailer_bytes += len;
+  if (h->trailer_bytes <= max)
+    return 0;
+  wc_errors_set(&e, WC_E_HEADERS_TOO_LARGE,
+                "chunk extensions and trailer fields are over %zu bytes "
+                "(limits.max_header_bytes)",
+                max);
+  wc_http_early_error(c, &e);
+  return HPE_USER;
+}
+
+static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
+  (void)at;
+  return trailer_bytes(p, len);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
+  if (h->in_body)
+    return trailer_bytes(p, len);
   if (h->field_len + len > sizeof h->field) {
     h->field_long = 1;
     return 0;
@@ -260,6 +292,8 @@ static int header_kind(const wc_http_t *h) {
 
 static int on_header_field_complete(llhttp_t *p) {
   wc_http_t *h = &conn_of(p)->http;
+  if (h->in_body) /* a trailer field */
+    return 0;
   if (h->field_len == 0 && !h->field_long)
     return cb_fail(conn_of(p), WC_E_BAD_REQUEST, "a header has an empty name");
   h->hdr = header_kind(h);
@@ -272,6 +306,8 @@ static int on_header_field_complete(llhttp_t *p) {
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
+  if (h->in_body)
+    return trailer_bytes(p, len);
   if (h->hdr == H_OTHER)
     return 0;
   if (h->value_len + len > sizeof h->value) {
@@ -329,8 +365,9 @@ static int on_header_value_complete(llhttp_t *p) {
     h->te_chunked = value_is(h, "chunked");
     break;
   case H_EXPECT:
-    h->n_expect++;
-    h->expect_continue = value_is(h, "100-continue");
+    /* 417 unless every Expect header asks for 100-continue */
+    h->expect_continue = (h->n_expect++ == 0 || h->expect_continue) &&
+                         value_is(h, "100-continue");
     break;
   case H_CTYPE:
     h->n_ctype++;
@@ -395,8 +432,8 @@ static int on_headers_complete(llhttp_t *p) {
     return cb_fail(c, WC_E_BAD_REQUEST, "HTTP/1.1 requires a Host header");
   if (h->n_host > 1)
     return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Host header");
-  if (h->url_len > 8 && (strncasecmp(h->url, "http://", 7) == 0 ||
-                         strncasecmp(h->url, "https://", 8) == 0)) {
+  if ((h->url_len > 7 && strncasecmp(h->url, "http://", 7) == 0) ||
+      (h->url_len > 8 && strncasecmp(h->url, "https://", 8) == 0)) {
     /* absolute-form (RFC 9112, 3.2.2): servers must accept it; the
      * authority is ignored and the path kept ("/" when there is none). */
     const char *auth = memchr(h->url, '/', h->url_len) + 2;
@@ -416,6 +453,10 @@ static int on_headers_complete(llhttp_t *p) {
   if (h->url_len == 0 || (h->url[0] != '/' && h->url[0] != '*'))
     return cb_fail(c, WC_E_BAD_REQUEST,
                    "the request target must be a path like /count");
+  /* RFC 9112 3.2: no fragment in a request target (llhttp lets '#' in) */
+  if (memchr(h->url, '#', h->url_len) != NULL)
+    return cb_fail(c, WC_E_BAD_REQUEST,
+                   "the request target must not have a fragment (#...)");
   if (p->upgrade)
     h->early = 1; /* no protocol switch: answer, then close */
 
@@ -525,7 +566,9 @@ static int on_message_complete(llhttp_t *p) {
   int status;
   h->in_body = 0;
   wc_conn_heavy_off(c); /* the body is in: no longer busy with it */
-  if (!llhttp_should_keep_alive(p))
+  /* llhttp lets keep-alive win over close on HTTP/1.0 (RFC 9112 9.3:
+   * close wins) */
+  if (!llhttp_should_keep_alive(p) || (p->flags & F_CONNECTION_CLOSE))
     h->early = 1; /* not an error: just close after the answer */
   c->pause |= WC_PAUSE_REQUEST;
   wc_conn_timer(c, WC_TIMER_NONE);
@@ -603,6 +646,8 @@ static void settings_init(void) {
   settings.on_header_value_complete = on_header_value_complete;
   settings.on_headers_complete = on_headers_complete;
   settings.on_body = on_body;
+  settings.on_chunk_extension_name = on_chunk_extension;
+  settings.on_chunk_extension_value = on_chunk_extension;
   settings.on_message_complete = on_message_complete;
 }
 
@@ -728,6 +773,7 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
         continue; /* empty lines before a request are ignored */
       h->scan_state = SC_LINE;
       h->started = 1;
+      h->head_hint = n - i >= 5 && memcmp(p + i, "HEAD ", 5) == 0;
       request_begin(c);
       wc_conn_timer(c, WC_TIMER_HEADERS);
     }
@@ -951,7 +997,7 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
    * failed half way) closes the connection: the request state they use
    * must then stay until conn_free, as after an early answer. */
   int close = h->early || srv->draining || c->eof || h->count.inflight > 0;
-  int head = h->method == HTTP_HEAD;
+  int head = h->url_len > 0 ? h->method == HTTP_HEAD : h->head_hint;
   const char *rs = reason(status);
   size_t rs_len = strlen(rs), ct_len = ctype ? strlen(ctype) : 0;
   size_t ex_len = extra ? strlen(extra) : 0;

@@ -31,7 +31,9 @@ typedef struct {
   int unread;   /* answered before the request was read: linger */
   int timed_out;
   int kick; /* the parser paused and may owe input-free transitions */
-  int method;
+  int method;    /* from the first byte of the target on (on_url) */
+  int head_hint; /* the request starts "HEAD " (for an answer before
+                    llhttp has parsed the method: the scanner's 431) */
   uint8_t major, minor;
   char *url;
   size_t url_len, url_cap;
@@ -42,7 +44,8 @@ typedef struct {
   int value_long;
   unsigned n_host, n_cl, n_te, n_expect, n_ctype;
   int te_chunked;
-  int expect_continue;
+  int expect_continue; /* every Expect header is 100-continue */
+  size_t trailer_bytes; /* chunk extensions and trailer fields, capped */
   size_t ctype_len;
   /* X-Request-Id (valid, or empty: one is generated for the response) and
    * Authorization (checked as it arrives; only the verdict is kept). */
