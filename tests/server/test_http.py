@@ -714,6 +714,94 @@ def test_header_section_too_large_431():
         assert r.status in (414, 431), "20 KB request target: %r" % r
 
 
+def test_early_errors_know_the_method():
+    """A request rejected before its headers are complete (bad Host, CL+TE,
+    431, a header timeout) still has its method: HEAD gets no body, and the
+    access log names the method sent (the method used to be set only at
+    the end of the headers: HEAD got a body, GET was logged as DELETE)."""
+    bad = [b"Host: a b\r\n\r\n",
+           b"Host: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+           b"Host: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"]
+    with w.Server({"log": {"access": True, "file": "stdout"}}) as s:
+        for method in (b"HEAD", b"GET", b"POST"):
+            for tail in bad:
+                with Conn(s.port) as c:
+                    c.send(method + b" /healthz HTTP/1.1\r\n" + tail)
+                    r = c.read_response(head=(method == b"HEAD"))
+                    assert r.status in (400, 431), r
+                    expect_close(c, "%s answered early" % method.decode())
+        # the 431 is the scanner's, before llhttp parsed anything: "-"
+        deadline = time.monotonic() + 5 * w.SLOW
+        while s.stdout.count('" 431 ') < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        log = s.stdout
+        for method in ("HEAD", "GET", "POST"):
+            assert log.count('"%s /healthz" 400 ' % method) == 2, log
+        assert log.count('"- " 431 ') == 3 and "DELETE" not in log, log
+
+
+def test_every_expect_must_be_100_continue():
+    """Two Expect headers: 417 unless both are 100-continue, in either
+    order (the last one used to decide)."""
+    for exp, want in (([b"100-continue", b"foo"], 417), ([b"foo", b"100-continue"], 417),
+                      ([b"100-continue", b"100-continue"], 200)):
+        with Conn(port()) as c:
+            c.send(b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\n"
+                   + b"".join(b"Expect: %s\r\n" % e for e in exp)
+                   + b"Content-Length: 2\r\n\r\nis")
+            r, interim = c.read_final()
+            assert r.status == want, (exp, r)
+            assert [i.status for i in interim] == ([100] if want == 200 else []), (exp, interim)
+
+
+def test_http10_close_wins_over_keepalive():
+    """RFC 9112 9.3: Connection "keep-alive, close" on HTTP/1.0 closes."""
+    with Conn(port()) as c:
+        c.send(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n"
+               b"GET /healthz HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and r.has_token("Connection", "close"), r
+        expect_close(c, "HTTP/1.0 keep-alive, close")
+
+
+def test_trailers_and_chunk_extensions():
+    """Chunk extensions and trailer fields are discarded: a trailer sets no
+    request id and no Host; together they count against
+    limits.max_header_bytes (4096 here): 431 past it."""
+    head = b"POST /count?needle=is HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with Conn(LIMITED.port) as c:
+        c.send(head + b"2;a=b\r\nis\r\n1;c\r\n \r\n0\r\nX-Request-Id: fromtrailer\r\nHost: a b\r\n\r\n")
+        r = c.read_response()
+        check_counts(r, {"is": 1}, 3)
+        assert r.header("X-Request-Id") != "fromtrailer", r
+        c.send(head + b"2\r\nis\r\n0\r\nX-A: " + b"a" * 3000 + b"\r\n\r\n")  # under the limit
+        check_counts(c.read_response(), {"is": 1}, 2)
+    for body in (b"2\r\nis\r\n0\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n",
+                 b"2;e=" + b"e" * 5000 + b"\r\nis\r\n0\r\n\r\n",
+                 b"".join(b"1;e=%s\r\ni\r\n" % (b"e" * 100) for _ in range(50)) + b"0\r\n\r\n"):
+        with Conn(LIMITED.port) as c:
+            c.send(head + body)
+            r = c.read_response()
+            check_error(r, 431)
+            assert "chunk extensions and trailer fields" in r.json()["error"]["message"], r
+
+
+def test_absolute_form_and_fragments():
+    """http://a (the shortest authority) is absolute-form with the path /;
+    a fragment (#...) in a request target is refused (RFC 9112 3.2)."""
+    with Conn(port()) as c:
+        c.send(b"GET http://a HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().status == 404  # "/" is no endpoint
+        c.send(b"GET http://a/healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert c.read_response().status == 200
+    for target in (b"/count?needle=is#frag", b"/healthz#x", b"http://a/healthz#x"):
+        with Conn(port()) as c:
+            c.send(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nis" % target)
+            r = c.read_response()
+            check_error(r, 400)
+            assert "fragment" in r.json()["error"]["message"], r
+
+
 # ---------------------------------------------------------------- 413
 
 def test_413_from_content_length_before_body():
