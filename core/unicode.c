@@ -9,8 +9,9 @@
  *   is the simple lowercase mapping; U+0130 has no C or S entry (its T entry
  *   is for Turkic locales only), so it folds to itself. The tests check the
  *   result against CaseFolding.txt for every code point.
- * - word constituents (grep -w in a UTF-8 locale): '_' and the categories
- *   L*, Nl and Nd.
+ * - word constituents (as grep -w in a UTF-8 locale, and with combining
+ *   marks, which never start a word of their own: UAX #29 rule WB4): '_'
+ *   and the categories L*, M*, Nl and Nd.
  * Invalid UTF-8 is never an error here: an invalid byte is passed through
  * as itself, and counts as a non-word character.
  */
@@ -149,6 +150,9 @@ int wc_is_word_char(int32_t cp) {
   case UTF8PROC_CATEGORY_LT:
   case UTF8PROC_CATEGORY_LM:
   case UTF8PROC_CATEGORY_LO:
+  case UTF8PROC_CATEGORY_MN:
+  case UTF8PROC_CATEGORY_MC:
+  case UTF8PROC_CATEGORY_ME:
   case UTF8PROC_CATEGORY_NL:
   case UTF8PROC_CATEGORY_ND:
     return 1;
