@@ -712,7 +712,7 @@ def _is_word_char(c):
         return True
     if "\udc80" <= c <= "\udcff":  # an undecodable byte (surrogateescape)
         return False
-    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Nl", "Nd")
+    return unicodedata.category(c) in ("Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nl", "Nd")
 
 
 def ref_count(text, needles, ignore_case=False, boundary="space"):

@@ -219,7 +219,13 @@ static const edge_t edges[] = {
     E1("\xd9\xa3" "foo", W, "foo", 0),                    /* U+0663 Nd */
     E1("\xca\xb0" "foo", W, "foo", 0),                    /* U+02B0 Lm */
     E1("\xe4\xb8\xad" "foo", W, "foo", 0),                /* U+4E2D Lo */
-    E1("\xcc\x81" "foo", W, "foo", 1),                    /* U+0301 Mn */
+    E1("\xcc\x81" "foo", W, "foo", 0),                    /* U+0301 Mn */
+    E1("foo\xcc\x81 foo", W, "foo", 1), /* a mark ends no word: fo + o\u0301 */
+    E1("e\xcc\x81 e", W, "e", 1),
+    E1("\xe0\xa4\x95\xe0\xa4\xbf\xe0\xa4\xa4\xe0\xa4\xbe\xe0\xa4\xac "
+       "\xe0\xa4\x95",
+       W, "\xe0\xa4\x95", 1),            /* KA in KITAB (vowel sign Mc): no */
+    E1("\xe2\x83\x9d" "foo", W, "foo", 0), /* U+20DD enclosing circle Me */
     E1("\xffis\xff", W, "is", 1),                         /* invalid bytes */
     E1("\xc3is", W, "is", 1),
     E1("is\xc3", W, "is", 1),

@@ -69,7 +69,7 @@ static void test_simple_fold_matches_casefolding_txt(void **state) {
     fail_msg("%d code points fold wrongly", bad);
 }
 
-/* Word constituents from UnicodeData.txt: L*, Nl, Nd, plus '_'. */
+/* Word constituents from UnicodeData.txt: L*, M*, Nl, Nd, plus '_'. */
 static unsigned char *load_word_table(void) {
   unsigned char *word = calloc(NCP, 1);
   assert_non_null(word);
@@ -84,7 +84,8 @@ static unsigned char *load_word_table(void) {
       continue;
     unsigned long cp = strtoul(line, NULL, 16);
     assert_true(cp < NCP);
-    int is_word = (f2[1] == 'L') || (f2[1] == 'N' && (f2[2] == 'l' || f2[2] == 'd'));
+    int is_word = (f2[1] == 'L') || (f2[1] == 'M') ||
+                  (f2[1] == 'N' && (f2[2] == 'l' || f2[2] == 'd'));
     int last = strstr(f1, ", Last>") != NULL;
     if (strstr(f1, ", First>") != NULL) {
       first = cp;

@@ -46,6 +46,9 @@ int ref_is_word_char(int32_t cp) {
   case UTF8PROC_CATEGORY_LT:
   case UTF8PROC_CATEGORY_LM:
   case UTF8PROC_CATEGORY_LO:
+  case UTF8PROC_CATEGORY_MN:
+  case UTF8PROC_CATEGORY_MC:
+  case UTF8PROC_CATEGORY_ME:
   case UTF8PROC_CATEGORY_NL:
   case UTF8PROC_CATEGORY_ND:
     return 1;
