@@ -370,9 +370,11 @@ int wc_reqparse_form(wc_countspec_t *s, const char *body, size_t len,
 
 /*
  * cJSON decodes "\u0000" into a NUL and then treats the string as ending
- * there, silently truncating it. JSON also forbids raw control bytes in
- * strings, but cJSON accepts them. Find both before parsing. A backslash is
- * only valid inside a string, so every escape found here is inside one.
+ * there, silently truncating it, and a raw NUL byte ends its input. Find
+ * both before parsing. (JSON forbids the other raw control bytes in strings
+ * too; cJSON accepts them, and so does the server: they are counted as
+ * text.) A backslash is only valid inside a string, so every escape found
+ * here is inside one.
  */
 static int hexval4(const char *p) {
   int v = 0;
@@ -490,7 +492,7 @@ static void arena_end(cJSON *root) {
 }
 
 #define NUL_MSG                                                                \
-  "the JSON body contains a NUL character (\\u0000 or a raw control byte), "   \
+  "the JSON body contains a NUL character (\\u0000 or a raw NUL byte), "       \
   "which is not supported"
 
 static const char *json_type(const cJSON *v) {
