@@ -175,6 +175,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   /* Known from here on: an error before the headers are complete is then
    * answered without a body to HEAD and logged with the right method. */
   h->method = p->method;
+  if (len == 0) /* h->url may still be NULL: no pointer arithmetic on it */
+    return 0;
   if (h->url_len + len > h->url_cap) {
     size_t ncap = h->url_cap ? h->url_cap : 256;
     char *n;
