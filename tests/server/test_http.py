@@ -379,6 +379,10 @@ VECTORS = [
     ("bad chunk size", P + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nis\r\n0\r\n\r\n", 400, True),
     ("chunk without CRLF after data", P + b"Transfer-Encoding: chunked\r\n\r\n2\r\nisXX0\r\n\r\n", 400, True),
     ("garbage request line", b"GARBAGE\r\n\r\n", (400, 501), True),
+    # an empty target: llhttp calls on_url with no bytes while the URL
+    # buffer is still NULL (UBSan stopped the server; found by fuzz_http)
+    ("CONNECT with an empty target", b"CONNECT \r\n\r\n", (400, 505), True),
+    ("CONNECT with an empty target, HTTP/1.1", b"CONNECT  HTTP/1.1\r\nHost: x\r\n\r\n", (400, 505), True),
     ("HTTP/2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, True),
     ("HTTP/3.0", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, True),
     ("POST HTTP/2.0", P.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: 2\r\n\r\nis", 505, True),
