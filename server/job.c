@@ -533,17 +533,20 @@ fail:
  * fails the worker just runs at the loops' priority. */
 static __thread int worker_niced;
 
-static void nice_worker(unsigned incr) {
-  worker_niced = 1;
-  if (incr == 0)
-    return;
-  id_t tid = (id_t)syscall(SYS_gettid);
+int wc_job_worker_nice(unsigned worker_nice, int *now, int *target) {
   errno = 0;
-  int base = getpriority(PRIO_PROCESS, tid);
-  if (base == -1 && errno != 0)
-    return;
-  int want = base + (int)incr > 19 ? 19 : base + (int)incr;
-  (void)setpriority(PRIO_PROCESS, tid, want);
+  *now = getpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid));
+  if (*now == -1 && errno != 0)
+    return -1;
+  *target = *now + (int)worker_nice > 19 ? 19 : *now + (int)worker_nice;
+  return 0;
+}
+
+static void nice_worker(unsigned incr) {
+  int now, target;
+  worker_niced = 1;
+  if (incr > 0 && wc_job_worker_nice(incr, &now, &target) == 0 && target != now)
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), target);
 }
 
 static void on_work(uv_work_t *w) {

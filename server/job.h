@@ -134,6 +134,14 @@ void wc_job_init(wc_count_t *ct);
 void wc_job_reset(wc_conn_t *c);
 
 /* Raw body: builds the needle set from ct->spec. 0 or -errno (err set). */
+/*
+ * The calling thread's nice value (*now) and the one a worker takes on its
+ * first job when the server runs at it: worker_nice higher, at most 19
+ * (*target). 0, or -1 when the nice value cannot be read. main.c logs
+ * *target - *now.
+ */
+int wc_job_worker_nice(unsigned worker_nice, int *now, int *target);
+
 int wc_job_begin_raw(wc_conn_t *c);
 
 /*

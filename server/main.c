@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -291,12 +290,9 @@ int main(int argc, char **argv) {
   }
   wc_server_announce(&loops[0].srv);
   {
-    /* what nice_worker (job.c) will add: worker_nice, up to nice 19 */
-    int base, incr = (int)cfg.worker_nice;
-    errno = 0;
-    base = getpriority(PRIO_PROCESS, 0);
-    if ((base != -1 || errno == 0) && base + incr > 19)
-      incr = 19 - base;
+    int now, target, incr = (int)cfg.worker_nice;
+    if (wc_job_worker_nice(cfg.worker_nice, &now, &target) == 0)
+      incr = target - now; /* the increment in effect */
     wc_log(WC_LOG_INFO,
            "%u event loop(s), %u worker(s) at nice +%d, kernel %s", shared.n,
            cfg.workers, incr, wc_kernel_name());
