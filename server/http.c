@@ -853,15 +853,23 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
   return 0;
 }
 
+/* HPE_INVALID_VERSION covers two cases: a well-formed HTTP/D.D that llhttp
+ * does not know (1.2, 3.0: "Invalid HTTP version"), which is 505, and a
+ * malformed one ("Expected dot" for HTTP/1, "Invalid minor version" for
+ * HTTP/1.x, "Expected CRLF after version" for HTTP/1.10), which is a 400
+ * like every other syntax error, and the scanner's answer when it sees the
+ * same line first (a bad version whole or in pieces gets one status).
+ * HTTP/2.0 and 0.9 parse and get their 505 after the headers (http.c's
+ * on_headers_complete). */
 static void protocol_error(wc_conn_t *c, llhttp_errno_t err) {
   wc_error_t e;
-  if (err == HPE_INVALID_VERSION)
+  const char *why = llhttp_get_error_reason(&c->http.parser);
+  if (err == HPE_INVALID_VERSION && why != NULL &&
+      strcmp(why, "Invalid HTTP version") == 0)
     wc_errors_set(&e, WC_E_VERSION, NULL);
   else
     wc_errors_set(&e, WC_E_BAD_REQUEST, "malformed request: %s",
-                  llhttp_get_error_reason(&c->http.parser) != NULL
-                      ? llhttp_get_error_reason(&c->http.parser)
-                      : llhttp_errno_name(err));
+                  why != NULL ? why : llhttp_errno_name(err));
   wc_http_early_error(c, &e);
 }
 

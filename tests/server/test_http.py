@@ -386,6 +386,18 @@ VECTORS = [
     ("HTTP/2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, True),
     ("HTTP/3.0", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, True),
     ("POST HTTP/2.0", P.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: 2\r\n\r\nis", 505, True),
+    ("HTTP/1.2 (well-formed, unknown)", b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", 505, True),
+    ("HTTP/0.9", b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 505, True),
+    # a malformed version is a syntax error (400), not an unsupported one
+    ("version HTTP/1", b"GET /healthz HTTP/1\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/1.", b"GET /healthz HTTP/1.\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/1.x", b"GET /healthz HTTP/1.x\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/x.1", b"GET /healthz HTTP/x.1\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/11", b"GET /healthz HTTP/11\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/1.10", b"GET /healthz HTTP/1.10\r\nHost: x\r\n\r\n", 400, True),
+    ("version HTTP/01.1", b"GET /healthz HTTP/01.1\r\nHost: x\r\n\r\n", 400, True),
+    ("space after the version", b"GET /healthz HTTP/1.1 \r\nHost: x\r\n\r\n", 400, True),
+    ("version http/1.1", b"GET /healthz http/1.1\r\nHost: x\r\n\r\n", 400, True),
     ("missing Host on HTTP/1.1", b"GET /healthz HTTP/1.1\r\n\r\n", 400, False),
     ("two Host headers (RFC 9112 3.2: MUST 400)", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
      400, False),
@@ -638,12 +650,13 @@ def _header_section(rng, limit):
     if rng.random() < 0.2:
         lines.append(b"X-Big: " + b"b" * (limit - 60 - sum(len(ln) + 2 for ln in lines) + rng.randrange(-8, 9)))
     data = b"".join(ln + b"\r\n" for ln in lines) + b"\r\n"
-    # anomalies after the request line: inside it, in pieces, llhttp can
-    # judge a byte (a version "HTTP/1\r": 505) before the scanner sees the
-    # next one (a CR without LF: 400)
+    # anomalies anywhere, the request line too: in pieces llhttp can judge a
+    # byte before the scanner sees the next one (a version "HTTP/1\r" is
+    # llhttp's "Expected dot", whole it is the scanner's CR without LF),
+    # and both must be the same status (400)
     head = len(lines[0]) + 2
     if rng.random() < 0.6:
-        at = rng.randrange(head, len(data) - 2)
+        at = rng.randrange(4 if rng.random() < 0.3 else head, len(data) - 2)
         kind = rng.randrange(6)
         if kind == 0:
             data = data[:at] + b"\r" + data[at:]  # a CR, maybe bare
@@ -682,6 +695,24 @@ def test_header_scan_whole_and_in_pieces_agree():
             except Closed:
                 return "closed"
             return r.status, r.body if r.status == 200 else None
+
+    def split_after(data, at):  # two reads: llhttp judges data[:at] first
+        with Conn(LIMITED.port, timeout=10 * w.SLOW) as c:
+            c.send(data[:at])
+            time.sleep(0.05)
+            try:
+                c.send(data[at:])
+                c.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # already answered and closed
+            return c.read_response().status
+
+    # a CR inside the version: in pieces llhttp meets "HTTP/1\r" (its
+    # "Expected dot") before the scanner sees the CR's next byte (was 505)
+    for data in (b"GET /healthz HTTP/1\r.1\r\nHost: x\r\n\r\n", b"GET /healthz HTTP/1.\r1\r\nHost: x\r\n\r\n",
+                 b"GET /healthz HTTP/\r1.1\r\nHost: x\r\n\r\n"):
+        at = data.index(b"\r") + 1
+        assert answer(data, False)[0] == 400 and split_after(data, at) == 400, data
 
     bad = 0
     for _ in range(150):
