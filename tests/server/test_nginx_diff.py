@@ -130,6 +130,10 @@ CASES = [
     Case("unknown-method", b"FOO /healthz HTTP/1.1\r\n" + H + b"\r\n"),
     Case("target-no-slash", b"GET healthz HTTP/1.1\r\n" + H + b"\r\n"),
     Case("http-1.2", b"GET /healthz HTTP/1.2\r\n" + H + b"\r\n"),
+    Case("version-no-dot", b"GET /healthz HTTP/1\r\n" + H + b"\r\n"),
+    Case("version-letter", b"GET /healthz HTTP/x.1\r\n" + H + b"\r\n"),
+    Case("version-cr-inside", b"GET /healthz HTTP/1\r.1\r\n" + H + b"\r\n", split=1),
+    Case("version-two-digits", b"GET /healthz HTTP/1.10\r\n" + H + b"\r\n"),
     Case("http-2.0", b"GET /healthz HTTP/2.0\r\n" + H + b"\r\n"),
     Case("http-lowercase", b"GET /healthz http/1.1\r\n" + H + b"\r\n"),
     # -- limits
@@ -199,9 +203,12 @@ KNOWN = {
     "unknown-method": ("4xx", "2xx", "llhttp knows a fixed list of methods and rejects others "
                        "as malformed (400); nginx accepts any token and its `return` answers. "
                        "RFC 9110 would prefer 501; we serve only GET, HEAD, POST, PUT, OPTIONS"),
-    "http-1.2": ("5xx", "2xx", "505 for any version but 1.0 and 1.1; RFC 9110 2.5 says a "
+    "http-1.2": ("5xx", "2xx", "505 for any well-formed version but 1.0 and 1.1; RFC 9110 2.5 says a "
                  "higher 1.x minor SHOULD be treated as 1.1 (nginx does). llhttp's strict mode "
                  "rejects it before our code sees it"),
+    "version-two-digits": ("4xx", "2xx", "stricter: RFC 9112 2.3's HTTP-version has one digit on "
+                           "each side of the dot, so `HTTP/1.10` is malformed (400, llhttp's "
+                           "\"Expected CRLF after version\"); nginx reads up to three digits"),
     "expect-unknown": ("4xx", "2xx", "417 for an expectation other than 100-continue (RFC 9110 "
                        "10.1.1 allows it); nginx ignores Expect"),
 }
