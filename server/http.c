@@ -516,8 +516,11 @@ static int on_headers_complete(llhttp_t *p) {
     wc_http_early_error(c, &e);
     return HPE_USER;
   }
-  if (err->kind != WC_E_NONE && (h->has_body || h->n_expect > 0)) {
-    /* Known bad before the body: answer now instead of reading it. */
+  if (err->kind != WC_E_NONE && h->has_body) {
+    /* Known bad before the body: answer now instead of reading it (and
+     * close: the client may be sending it). A bodiless request, with an
+     * Expect or not, is answered at its end like any other and keeps the
+     * connection. */
     wc_error_t e = *err;
     wc_http_early_error(c, &e);
     return HPE_USER;

@@ -789,6 +789,22 @@ def test_every_expect_must_be_100_continue():
             assert [i.status for i in interim] == ([100] if want == 200 else []), (exp, interim)
 
 
+def test_expect_on_a_bodiless_request_keeps_the_connection():
+    """An error on a request without a body is answered at its end and the
+    connection stays open, with an Expect header or not (with one it used
+    to close, as if a body could follow)."""
+    for exp in (b"100-continue", b"foo"):
+        for target, want in ((b"/nope", 404), (b"/healthz", 417 if exp == b"foo" else 200),
+                             (b"/count?needle=is", 405)):
+            with Conn(port()) as c:
+                c.send(b"GET %s HTTP/1.1\r\nHost: x\r\nExpect: %s\r\n\r\n" % (target, exp) + FOLLOW)
+                r, interim = c.read_final()
+                assert r.status == want and not interim, (exp, target, r, interim)
+                assert not r.has_token("Connection", "close"), (exp, target, r)
+                r2 = c.read_response()
+                assert r2.status == 200, (exp, target, r2)
+
+
 def test_http10_close_wins_over_keepalive():
     """RFC 9112 9.3: Connection "keep-alive, close" on HTTP/1.0 closes."""
     with Conn(port()) as c:
