@@ -7,7 +7,7 @@ set -eu
 
 build="gcc make pkg-config libuv1-dev libcjson-dev node-llhttp libutf8proc-dev"
 test="$build libcmocka-dev curl python3 clang libclang-rt-14-dev llvm unicode-data grep
-  nginx-light wrk valgrind slowhttptest util-linux procps"
+  nginx-light wrk valgrind slowhttptest util-linux procps strace systemd"
 bench="$test wrk gnuplot-nox nginx-light nodejs hyperfine"
 
 case "${1:-build}" in

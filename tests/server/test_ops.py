@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -266,6 +267,122 @@ def test_auth():
                        headers=[("Authorization", "Bearer env-token")]).status == 200
     rc, out, err = w.run_cli(["--port", "0"], env={"WORDCOUNT_AUTH_TOKEN": "bad token"})
     assert rc == 2 and "WORDCOUNT_AUTH_TOKEN" in err, (rc, err)
+
+
+# ------------------------------------------------------- the systemd unit
+
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                    "wordcount-server.service")
+
+
+def _syscall_groups():
+    """{"@group": [members]} from systemd-analyze syscall-filter."""
+    out = subprocess.run(["systemd-analyze", "syscall-filter"], capture_output=True,
+                         text=True, check=True).stdout
+    groups, cur = {}, None
+    for ln in out.splitlines():
+        if ln.startswith("@"):
+            cur = groups.setdefault(ln.split()[0], [])
+        elif cur is not None and ln.strip() and not ln.strip().startswith("#"):
+            cur.append(ln.strip())
+    return groups
+
+
+def _expand(groups, name, seen=None):
+    if not name.startswith("@"):
+        return {name}
+    seen = set() if seen is None else seen
+    if name in seen:
+        return set()
+    seen.add(name)
+    assert name in groups, "unknown syscall group %s" % name
+    return set().union(*(_expand(groups, m, seen) for m in groups[name]))
+
+
+def unit_syscall_filter(text, groups):
+    """systemd.exec(5)'s rules for SystemCallFilter= lines, in order: the
+    first line's kind (allow list, or ~ deny list) sets the default action;
+    later lines add to or take from the set. Returns (allow_mode, set)."""
+    mode, calls = None, set()
+    for ln in text.splitlines():
+        if not ln.startswith("SystemCallFilter="):
+            continue
+        v = ln.split("=", 1)[1].strip()
+        if not v:
+            mode, calls = None, set()
+            continue
+        deny = v.startswith("~")
+        names = set().union(*(_expand(groups, x) for x in v.lstrip("~").split()))
+        if mode is None:
+            mode = "deny" if deny else "allow"
+        if (mode == "allow") != deny:
+            calls |= names
+        else:
+            calls -= names
+    return mode, calls
+
+
+def test_systemd_unit_allows_the_servers_syscalls():
+    """scripts/wordcount-server.service filters system calls; a call it
+    denies kills the service (SIGSYS) or fails. The server runs under
+    strace through start-up, small and large requests (worker threads,
+    worker_nice's setpriority, JSON scan jobs, hand-overs between two
+    loops), SIGHUP (log reopen) and SIGTERM (drain), and every system call
+    it made must pass the unit's filter (the filter worker_nice ran into:
+    @resources holds setpriority)."""
+    if w.SANITIZED:
+        w.log("        (skipped: a sanitizer's runtime makes system calls of its own)")
+        return
+    for tool in ("strace", "systemd-analyze"):
+        if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
+            w.log("        (skipped: %s is not installed; scripts/deps.sh test installs it)" % tool)
+            return
+    with open(UNIT) as f:
+        unit = f.read()
+    mode, calls = unit_syscall_filter(unit, _syscall_groups())
+    assert mode == "allow" and "read" in calls, (mode, len(calls))
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "strace.txt")
+        log = os.path.join(d, "access.log")
+        cfg = {"event_loops": 2, "workers": 2, "log": {"access": True, "file": log},
+               "limits": {"max_json_body_bytes": 64 << 20}}
+        s = w.Server(cfg, wrap=["strace", "-f", "-qq", "-c", "-o", out])
+        try:
+            big = ZEN * 6000  # 5.1 MB: pool jobs, and JSON scan jobs
+            for mode_ in ("sequential", "parallel"):
+                r = request(s.port, "POST", count_target(["is"]) + "&mode=" + mode_, big)
+                check_counts(r, {"is": 60000}, len(big))
+                body = json.dumps({"text": big.decode(), "needle": "is", "mode": mode_}).encode()
+                r = request(s.port, "POST", "/count", body, headers=[("Content-Type", "application/json")])
+                check_counts(r, {"is": 60000}, len(big))
+            conns = [Conn(s.port) for _ in range(8)]  # some are handed to the other loop
+            for c in conns:
+                c.send(build_request("POST", count_target(["is"]), ZEN))
+            for c in conns:
+                check_counts(c.read_response(), {"is": 10}, len(ZEN))
+            os.rename(log, log + ".1")
+            s.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 10 * w.SLOW
+            while not os.path.exists(log) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert request(s.port, "GET", "/healthz").status == 200
+            for c in conns:
+                c.close()
+            s.stop()
+        finally:
+            s.kill()
+        with open(out) as f:
+            table = f.read()
+    used = set()
+    for ln in table.splitlines():
+        f = ln.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            used.add(f[-1])
+    assert {"setpriority", "accept4", "epoll_wait"} <= used, sorted(used)
+    denied = sorted(used - calls)
+    assert not denied, "system calls the unit's SystemCallFilter denies: %s (used: %s)" \
+        % (denied, " ".join(sorted(used)))
+    w.log("        %d system calls used, all allowed by the unit (%d allowed)" % (len(used), len(calls)))
 
 
 def test_shared_server_stops_cleanly():

@@ -101,10 +101,12 @@ class Server:
     port_args: pass --port 0 --host 127.0.0.1.
     wait: wait for the "listening on" line (else call wait_listening).
     nice: start the server through nice -n NICE (its pid is the server's).
+    wrap: a command line to start the server under (e.g. strace); the
+    server is then its child, not self.proc.
     """
 
     def __init__(self, config=None, args=(), env=None, port_args=True,
-                 wait=True, start_timeout=None, nice=None):
+                 wait=True, start_timeout=None, nice=None, wrap=None):
         if not os.path.exists(BIN):
             raise AssertionError("server binary %s does not exist (run make)" % BIN)
         self.cfgpath = None
@@ -119,6 +121,9 @@ class Server:
         cmd += list(args)
         if nice is not None:
             cmd = ["nice", "-n", str(nice)] + cmd
+        self.wrapped = wrap is not None
+        if wrap is not None:
+            cmd = list(wrap) + cmd
         self.cmd = cmd
         e = {k: v for k, v in os.environ.items() if not k.startswith("WORDCOUNT_")}
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
@@ -195,9 +200,19 @@ class Server:
     def alive(self):
         return self.proc.poll() is None
 
+    @property
+    def pid(self):
+        """The server's pid (the wrapper's child when started with wrap)."""
+        if self.wrapped:
+            with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
+                kids = f.read().split()
+            assert len(kids) == 1, "wrapper %d has children %r" % (self.proc.pid, kids)
+            return int(kids[0])
+        return self.proc.pid
+
     def send_signal(self, sig=signal.SIGTERM):
         if self.alive():
-            self.proc.send_signal(sig)
+            os.kill(self.pid, sig)
 
     def wait(self, timeout):
         """Waits for exit; returns the status or None on timeout."""
