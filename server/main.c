@@ -96,10 +96,11 @@ static void on_signal(uv_signal_t *s, int signum) {
   static int signalled;
   (void)s;
   if (signalled) {
-    /* A second signal: stop at once. */
+    /* A second signal: stop at once, with the shell's status for a death
+     * by that signal (130 for SIGINT, 143 for SIGTERM). */
     wc_log_flush();
     fprintf(stderr, "wordcount-server: second signal, exiting now\n");
-    _exit(signum == SIGINT ? 130 : 1);
+    _exit(128 + signum);
   }
   signalled = 1;
   for (unsigned i = 0; i < shared.n; i++)

@@ -286,24 +286,29 @@ def test_shutdown_timeout_exits_nonzero():
 
 
 def test_second_signal_exits_at_once():
+    """A second SIGTERM or SIGINT while draining exits at once with 128 +
+    the signal's number (143, 130), as a shell reports a death by it."""
     cfg = {"timeouts_ms": {"shutdown": 120000, "body": 120000, "header": 120000}}
-    s = w.Server(cfg)
-    try:
-        c = Conn(s.port)
-        c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", "1000000")]) + b"is is")
-        time.sleep(0.2)
-        s.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
-        assert s.alive(), "exited after one SIGTERM although a request is in flight (status %r)" % s.proc.returncode
-        s.send_signal(signal.SIGTERM)
-        rc = s.wait(15 * w.SLOW)
-        assert rc is not None, "a second SIGTERM did not end the server"
-        err = s.stderr
-        for pat in ("ERROR: AddressSanitizer", "runtime error:"):
-            assert pat not in err, err[-4000:]
-        c.close()
-    finally:
-        s.kill()
+    for sig, want in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        s = w.Server(cfg)
+        try:
+            c = Conn(s.port)
+            c.send(build_request("POST", count_target(["is"]), None, [("Content-Length", "1000000")]) + b"is is")
+            time.sleep(0.2)
+            s.send_signal(sig)
+            time.sleep(0.5)
+            assert s.alive(), "exited after one %s although a request is in flight (status %r)" \
+                % (sig.name, s.proc.returncode)
+            s.send_signal(sig)
+            rc = s.wait(15 * w.SLOW)
+            assert rc == want, "a second %s: exit status %r, expected %d" % (sig.name, rc, want)
+            err = s.stderr
+            assert "second signal, exiting now" in err, err[-2000:]
+            for pat in ("ERROR: AddressSanitizer", "runtime error:"):
+                assert pat not in err, err[-4000:]
+            c.close()
+        finally:
+            s.kill()
 
 
 if __name__ == "__main__":
