@@ -338,9 +338,10 @@ static int parse_urlencoded(wc_countspec_t *s, const char *in, size_t len,
       s->has_text = 1;
     } else {
       wc_errors_set(e, WC_E_UNKNOWN_PARAM,
-                    "unknown %s \"%.*s\"; allowed: %sneedle, ignore_case, "
+                    "unknown %s \"%.*s\"; allowed: %sneedle, %signore_case, "
                     "boundary, mode",
-                    what, SHOWN(nlen), name, allow_text ? "text, " : "");
+                    what, SHOWN(nlen), name, allow_text ? "text, " : "",
+                    allow_text ? "needles, " : "");
       rc = -EINVAL;
     }
   dupl:

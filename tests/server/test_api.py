@@ -437,7 +437,7 @@ def test_form_errors():
 
     fr("text=is", ["needle"])
     fr("needle=is", ["text"])
-    fr("text=is&needle=is&foo=1", ["foo"])
+    fr("text=is&needle=is&foo=1", ["foo", "allowed: text, needle, needles, ignore_case, boundary, mode"])
     fr("text=is&needle=is&mode=fast", ["mode"])
     fr("text=is&needle=is&boundary=line", ["boundary"])
     fr("text=is&needle=is&ignore_case=maybe", ["ignore_case"])
