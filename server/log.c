@@ -15,10 +15,17 @@
  * Client-supplied text is reduced to printable ASCII (common) or escaped
  * (json), so a line is always one line.
  *
+ * Diagnostics (wc_log) go to standard error, formatted into one line of at
+ * most DIAG_MAX bytes and written with one write(2): a pipe write of up to
+ * PIPE_BUF bytes is all or nothing, so lines of two loops never interleave,
+ * and when standard error is a pipe or a socket it is non-blocking too, so
+ * that warnings (a 505 is one, any error is one at log.level debug) sent
+ * into a pipe nobody reads are dropped instead of stopping the loop.
+ *
  * THREADS: every event loop (event_loops) logs here. The access-log buffer
  * and its descriptor are guarded by one mutex (held for a memcpy per line,
- * and for the write(2) once a second); a diagnostic line is written under
- * stdio's own lock of stderr, so lines of two loops never interleave.
+ * and for the write(2) once a second); diagnostic lines need no lock (one
+ * write each).
  */
 #include "log.h"
 
@@ -38,6 +45,10 @@
 #include "errors.h"
 #include "util.h"
 
+/* A diagnostic line: at most this many bytes (<= PIPE_BUF), cut with
+ * "..." when longer. */
+#define DIAG_MAX 2048
+
 static int log_level = WC_LOG_INFO;
 static int log_access = 1;
 static int log_format = WC_LOG_FORMAT_COMMON;
@@ -50,6 +61,16 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void flush_locked(void);
 
+/* A pipe or a socket that nobody may drain: writes to it must not block. */
+static void nonblocking_if_pipe(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+      (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  }
+}
+
 static int open_path(void) {
   int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   return fd < 0 ? -errno : fd;
@@ -57,7 +78,6 @@ static int open_path(void) {
 
 int wc_log_init(int level, int access, int format, const char *file, char *err,
                 size_t errlen) {
-  struct stat st;
   log_level = level;
   log_access = access;
   log_format = format;
@@ -77,12 +97,8 @@ int wc_log_init(int level, int access, int format, const char *file, char *err,
     }
     log_fd = fd;
   }
-  if (log_fd != STDERR_FILENO && fstat(log_fd, &st) == 0 &&
-      (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-    int fl = fcntl(log_fd, F_GETFL);
-    if (fl >= 0)
-      (void)fcntl(log_fd, F_SETFL, fl | O_NONBLOCK);
-  }
+  nonblocking_if_pipe(log_fd);
+  nonblocking_if_pipe(STDERR_FILENO);
   return 0;
 }
 
@@ -107,16 +123,33 @@ int wc_log_enabled(int level) {
 
 void wc_log(int level, const char *fmt, ...) {
   static const char *const names[] = {"error", "warn", "info", "debug"};
+  char line[DIAG_MAX];
+  size_t len, off = 0;
+  int n;
   va_list ap;
   if (level > log_level)
     return;
-  flockfile(stderr);
-  fprintf(stderr, "wordcount-server: %s: ", names[level]);
+  n = snprintf(line, sizeof line, "wordcount-server: %s: ", names[level]);
+  len = n > 0 ? (size_t)n : 0;
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  n = vsnprintf(line + len, sizeof line - len, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
-  funlockfile(stderr);
+  if (n > 0)
+    len += (size_t)n;
+  if (len > sizeof line - 2) { /* cut: keep room for "...\n" */
+    len = sizeof line - 4;
+    memcpy(line + len, "...", 3);
+    len += 3;
+  }
+  line[len++] = '\n';
+  while (off < len) {
+    ssize_t w = write(STDERR_FILENO, line + off, len - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) /* a full pipe (non-blocking) or a closed one: dropped */
+      break;
+    off += (size_t)w;
+  }
 }
 
 void wc_log_flush(void) {

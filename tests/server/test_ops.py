@@ -385,6 +385,59 @@ def test_systemd_unit_allows_the_servers_syscalls():
     w.log("        %d system calls used, all allowed by the unit (%d allowed)" % (len(used), len(calls)))
 
 
+def test_a_pipe_nobody_reads_never_blocks_the_server():
+    """Standard output and standard error are pipes nobody reads (a harness
+    that read the first line, a stuck log shipper). Once a pipe is full,
+    log lines are dropped: the server keeps answering and drains on SIGTERM.
+    Three ways to fill one: warnings on stderr (each 505 is one, remotely
+    triggered), the access log on stderr (log.file "stderr"), and the access
+    log on stdout. Before stderr was made non-blocking, the first two froze
+    the loop in write(2), SIGTERM included."""
+    cases = [("505 warnings on stderr", {"log": {"access": False}}, True),
+             ("access log on stderr", {"log": {"access": True, "file": "stderr"}}, False),
+             ("access log on stdout", {"log": {"access": True}}, False)]
+    for what, cfg, bad_version in cases:
+        p = w.free_port()
+        cfg = dict(cfg, listen={"host": w.HOST, "port": p}, event_loops=1)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(cfg, f)
+        proc = subprocess.Popen([w.BIN, "--config", f.name], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 20 * w.SLOW
+            while True:
+                try:
+                    Conn(p, timeout=1).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline and proc.poll() is None, "%s: not listening" % what
+                    time.sleep(0.05)
+            # far more than a 64 KiB pipe holds, one line per request
+            for i in range(3000 if not bad_version else 1500):
+                if bad_version:
+                    with Conn(p, timeout=10 * w.SLOW) as c:
+                        c.send(b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n")
+                        assert c.read_response().status == 505, what
+                else:
+                    if i % 500 == 0:
+                        c = Conn(p, timeout=10 * w.SLOW)
+                    c.send(build_request("GET", "/healthz"))
+                    assert c.read_response().status == 200, (what, i)
+                    if i % 500 == 499:
+                        c.close()
+            time.sleep(1.2)  # the access log's once-a-second flush
+            r = request(p, "GET", "/healthz", timeout=10 * w.SLOW)
+            assert r.status == 200, (what, r)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(30 * w.SLOW)
+            assert rc == 0, "%s: exit status %r after SIGTERM" % (what, rc)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            os.unlink(f.name)
+
+
 def test_shared_server_stops_cleanly():
     SHARED.stop()
 
