@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "cpus.h"
+#include "reqparse.h"
 #include "util.h"
 #include "wordcount.h"
 
@@ -370,6 +371,23 @@ int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
         goto fail;
       }
       break;
+    }
+  }
+  /* cJSON would end a string at a \u0000 (or a \u without four hex
+   * digits) and keep only the part before it: an auth.token cut short
+   * would accept a prefix of the real one. */
+  {
+    size_t at = 0;
+    if (len > 0 && wc_json_has_nul(buf, len, &at) != 0) {
+      if (memchr(buf, '\0', len) != NULL)
+        snprintf(msg, sizeof msg, "a NUL byte in the file");
+      else
+        snprintf(msg, sizeof msg,
+                 "a \\u0000 or malformed \\u escape at byte %zu (a string "
+                 "would be cut there)",
+                 at);
+      rc = -EINVAL;
+      goto fail;
     }
   }
   root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);

@@ -394,7 +394,7 @@ static int hexval4(const char *p) {
  * those as 0, a NUL again: it is reported once cJSON has accepted the body),
  * else 0. memchr does the walking: this runs over every JSON body.
  */
-static int has_nul(const char *p, size_t len, size_t *at) {
+int wc_json_has_nul(const char *p, size_t len, size_t *at) {
   const char *q = p, *end;
   if (len == 0) /* p may be NULL, and NULL + 0 is undefined */
     return 0;
@@ -803,7 +803,7 @@ int wc_reqparse_json(wc_countspec_t *s, const char *body, size_t len,
   unsigned seen = 0;
   int rc = -EINVAL;
   size_t at = 0;
-  int nul = has_nul(body, len, &at);
+  int nul = wc_json_has_nul(body, len, &at);
   if (nul == 1) {
     wc_errors_set(e, WC_E_BAD_JSON, "%s", NUL_MSG);
     return -EINVAL;
@@ -989,7 +989,7 @@ int wc_reqparse_body_type(const char *ct, size_t len) {
  * error at all) makes the caller use wc_reqparse_json on the whole body
  * instead. A bad escape in the text is found while decoding, when the body
  * is already partly overwritten: wc_jbad_t keeps, per slice, what the
- * decoder and the two walks of wc_reqparse_json (has_nul's and cJSON's)
+ * decoder and the two walks of wc_reqparse_json (wc_json_has_nul's and cJSON's)
  * meet from the first failure on, which decides the error wc_reqparse_json
  * would give. So answers and error messages are exactly those of the cJSON
  * path; fuzz_reqparse checks both against each other.
@@ -1408,7 +1408,7 @@ int wc_json_unescape(const char *raw, size_t n, char *out, size_t *out_len,
       out[o++] = (char)c;
     } else if (raw[i + 1] == 'u') {
       /* cJSON's rules: no lone low surrogate, a high one only with a low
-       * one right after it; and no NUL (see has_nul). */
+       * one right after it; and no NUL (see wc_json_has_nul). */
       if (n - i < 6 || (cp = hexval4(raw + i + 2)) <= 0 ||
           (cp >= 0xDC00 && cp <= 0xDFFF))
         goto fail;
@@ -1476,7 +1476,7 @@ void wc_jbad_init(wc_jbad_t *b) {
 
 /*
  * Two walks over the escapes from `from` (where a decoder failed, so in step
- * with both): has_nul's, two bytes per backslash, stopping at the first \u
+ * with both): wc_json_has_nul's, two bytes per backslash, stopping at the first \u
  * that is \u0000 or lacks four hex digits; and cJSON's parse_string, which
  * takes a \u escape as six bytes (twelve for a surrogate pair) whatever
  * they hold, reads bad hex digits as 0, and fails at a bad escape
@@ -1493,7 +1493,7 @@ void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
     b->raw_nul = 1; /* the answer whatever else the text holds */
     return;
   }
-  nul = has_nul(raw + from, n - from, &at);
+  nul = wc_json_has_nul(raw + from, n - from, &at);
   if (nul != 0 && base + from + at < b->zh) {
     b->zh = base + from + at;
     b->zh_nul = nul == 1;
@@ -1546,7 +1546,7 @@ void wc_jbad_merge(wc_jbad_t *b, const wc_jbad_t *a) {
 }
 
 void wc_jbad_error(const wc_jbad_t *b, wc_error_t *e) {
-  /* As wc_reqparse_json: has_nul first (a raw NUL anywhere, or \u0000
+  /* As wc_reqparse_json: wc_json_has_nul first (a raw NUL anywhere, or \u0000
    * before any bad \u), then cJSON's first failure, then the bad \u. */
   if (b->raw_nul || (b->zh != SIZE_MAX && b->zh_nul))
     wc_errors_set(e, WC_E_BAD_JSON, "%s", NUL_MSG);

@@ -113,6 +113,12 @@ int wc_reqparse_json_split_hint(wc_countspec_t *s, const char *body, size_t len,
  */
 size_t wc_json_cuts(const char *raw, size_t n, size_t *cuts, size_t k);
 
+/* Where cJSON would cut a string short: returns 1 for a NUL (a raw one, or
+ * a \u0000 escape with *at set where it starts), else 2 with *at set for the
+ * first \u escape without four hex digits (cJSON reads those as 0), else 0.
+ * The request parsers refuse such bodies, and the config loader such files. */
+int wc_json_has_nul(const char *p, size_t len, size_t *at);
+
 /*
  * Decodes raw[0..n), the inside of a JSON string or a slice of it as above,
  * into out (room for n bytes: decoding never grows; out may be raw itself:

@@ -78,6 +78,17 @@ def test_bad_values_exit_2():
     assert rc == 2, (rc, err)
     rc, out, err = run_cli(["--port", "0"], config="[1, 2]")
     assert rc == 2, (rc, err)
+    # cJSON would cut a string at \u0000: a token "s3cret\u0000..." would
+    # accept "Bearer s3cret" (found by an ops audit), a log.file or level
+    # would silently lose its tail
+    for text in ('{"auth": {"token": "s3cret\\u0000-rest"}}', '{"log": {"file": "/tmp/x\\u0000y"}}',
+                 '{"log": {"level": "info\\u0000x"}}', '{"auth": {"token": "s3cret\\u00"}}',
+                 '{"auth": {"token": "s3cret\x00-rest"}}'):
+        rc, out, err = run_cli(["--port", "0"], config=text)
+        assert rc == 2 and ("u0000" in err or "NUL" in err), (text, rc, err)
+    # an escaped backslash before u0000 is just text, not a NUL
+    rc, out, err = run_cli(["--port", "0"], config='{"auth": {"token": "a\\\\u0000"}}', timeout=3 * w.SLOW)
+    assert rc in (None, 0) or "u0000" not in err, (rc, err)
     # duplicate keys in the config are as suspicious as in requests: reject or accept, never crash
     rc, out, err = run_cli(["--port", "0"], config='{"workers": 1, "workers": 2}', timeout=3 * w.SLOW)
     assert rc in (None, 2), (rc, err)
