@@ -426,7 +426,9 @@ void wc_server_shutdown(wc_server_t *srv) {
   atomic_store(&srv->adopting, 0); /* see hand_off */
   uv_mutex_unlock(&srv->inbox_lock);
   adopt_inbox(srv); /* closes what came before */
-  wc_log(WC_LOG_INFO, "shutting down: %u connection(s) open", srv->nconns);
+  wc_log(WC_LOG_INFO,
+         "shutting down: event loop %u of %u has %u connection(s) open",
+         srv->index + 1, srv->shared->n, srv->nconns);
   if (srv->listener_down) { /* closed after EMFILE, not reopened */
     srv->listener_down = 0;
     srv->handles_open--;
