@@ -951,9 +951,18 @@ static const char *reason(int status) {
   }
 }
 
-/* The endpoint label of the current request (metrics.c). */
+/* The endpoint label of the current request (metrics.c). A request
+ * refused before the router saw it (a 431 or 408 during the headers, no
+ * Host, a 505) is matched here from its target, so that its error counts
+ * under its path; only errors take this path, and only a few compares. */
 static wc_endpoint_t endpoint_of(const wc_http_t *h) {
-  switch (h->url_len > 0 ? h->route.endpoint : WC_PATH_NONE) {
+  int ep = h->url_len > 0 ? h->route.endpoint : WC_PATH_NONE;
+  if (ep == WC_PATH_NONE && h->url_len > 0) {
+    wc_route_t r;
+    wc_router_match(h->url, h->url_len, h->method, &r);
+    ep = r.endpoint;
+  }
+  switch (ep) {
   case WC_PATH_COUNT:
     return WC_EP_COUNT;
   case WC_PATH_HEALTHZ:

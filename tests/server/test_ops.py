@@ -97,6 +97,31 @@ def test_metrics_format_and_counters():
     assert len(bi) == 1 and set(bi[0]) == {"version", "libuv", "llhttp", "kernel"}, bi
 
 
+def test_early_errors_count_under_their_path():
+    """Errors found before the router ran (no Host, HTTP/1.2, CL with TE, a
+    header timeout) count under the request's path, as the access log
+    names it (they used to count as "other")."""
+    with w.Server({"timeouts_ms": {"header": 300}}) as s:
+        p = s.port
+        before = scrape(p)
+        for raw in (b"GET /healthz HTTP/1.1\r\n\r\n", b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n",
+                    b"POST /count?needle=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n", b"GET /readyz HTTP/1.1\r\nHost: x\r\nX-A: b"):
+            with Conn(p) as c:
+                c.send(raw)
+                assert c.read_response(timeout=10 * w.SLOW).status in (400, 408, 505), raw
+        after = scrape(p)
+        d = lambda n, **l: val(after, n, **l) - val(before, n, **l)  # noqa: E731
+        assert d("wordcount_http_requests_total", endpoint="/healthz", status="400") == 1, after
+        assert d("wordcount_http_requests_total", endpoint="/healthz", status="505") == 1, after
+        assert d("wordcount_http_requests_total", endpoint="/count", status="400") == 1, after
+        assert d("wordcount_http_requests_total", endpoint="/readyz", status="408") == 1, after
+        assert sum(v for k, v in after.items() if k[0] == "wordcount_http_requests_total"
+                   and dict(k[1])["endpoint"] == "other") == \
+            sum(v for k, v in before.items() if k[0] == "wordcount_http_requests_total"
+                and dict(k[1])["endpoint"] == "other"), after
+
+
 def test_metrics_gauges_while_busy():
     p = SHARED.port
     c = Conn(p)
