@@ -861,7 +861,10 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
  * malformed one ("Expected dot" for HTTP/1, "Invalid minor version" for
  * HTTP/1.x, "Expected CRLF after version" for HTTP/1.10), which is a 400
  * like every other syntax error, and the scanner's answer when it sees the
- * same line first (a bad version whole or in pieces gets one status).
+ * same line first (a malformed version gets 400 whole or in pieces; a
+ * well-formed unknown one followed by a bare CR can still get 505 in
+ * pieces, 400 whole: llhttp judges the version before the scanner sees the
+ * CR).
  * HTTP/2.0 and 0.9 parse and get their 505 after the headers (http.c's
  * on_headers_complete). */
 static void protocol_error(wc_conn_t *c, llhttp_errno_t err) {

@@ -61,14 +61,34 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void flush_locked(void);
 
-/* A pipe or a socket that nobody may drain: writes to it must not block. */
+/* A pipe or a socket that nobody may drain: writes to it must not block.
+ * O_NONBLOCK belongs to the open file description, which a pipe shares
+ * with the parent (a shell, a CI step): setting it there would leave the
+ * parent's own writes non-blocking after we exit. So a pipe is reopened
+ * through /proc/self/fd, which gives this process a description of its
+ * own, and that one takes the descriptor's number. A socket (journald's
+ * stream) cannot be reopened; it is normally the service's own, and gets
+ * the flag directly, as a pipe whose reopening fails does. */
 static void nonblocking_if_pipe(int fd) {
   struct stat st;
-  if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0)
-      (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  int fl;
+  if (fstat(fd, &st) != 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+    return;
+  if (S_ISFIFO(st.st_mode)) {
+    char path[32];
+    int nfd;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (nfd >= 0) {
+      int ok = dup3(nfd, fd, 0) == fd;
+      close(nfd);
+      if (ok)
+        return;
+    }
   }
+  fl = fcntl(fd, F_GETFL);
+  if (fl >= 0)
+    (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 static int open_path(void) {

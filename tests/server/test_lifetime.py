@@ -302,6 +302,7 @@ def test_second_signal_exits_at_once():
             s.send_signal(sig)
             rc = s.wait(15 * w.SLOW)
             assert rc == want, "a second %s: exit status %r, expected %d" % (sig.name, rc, want)
+            s._t_err.join(5)  # the last line may still be in the drain thread
             err = s.stderr
             assert "second signal, exiting now" in err, err[-2000:]
             for pat in ("ERROR: AddressSanitizer", "runtime error:"):

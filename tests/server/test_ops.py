@@ -362,6 +362,9 @@ def test_systemd_unit_allows_the_servers_syscalls():
         if subprocess.run(["sh", "-c", "command -v " + tool], capture_output=True).returncode:
             w.log("        (skipped: %s is not installed; scripts/deps.sh test installs it)" % tool)
             return
+    if subprocess.run(["strace", "-qq", "-o", "/dev/null", "true"], capture_output=True).returncode:
+        w.log("        (skipped: strace cannot trace here: ptrace refused)")
+        return
     with open(UNIT) as f:
         unit = f.read()
     mode, calls = unit_syscall_filter(unit, _syscall_groups())
@@ -403,7 +406,9 @@ def test_systemd_unit_allows_the_servers_syscalls():
         f = ln.split()
         if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
             used.add(f[-1])
-    assert {"setpriority", "accept4", "epoll_wait"} <= used, sorted(used)
+    # (setpriority is skipped by a server already at nice 19; arm64 has
+    # epoll_pwait only: neither is required here)
+    assert {"accept4", "read", "write"} <= used, sorted(used)
     denied = sorted(used - calls)
     assert not denied, "system calls the unit's SystemCallFilter denies: %s (used: %s)" \
         % (denied, " ".join(sorted(used)))
@@ -422,21 +427,17 @@ def test_a_pipe_nobody_reads_never_blocks_the_server():
              ("access log on stderr", {"log": {"access": True, "file": "stderr"}}, False),
              ("access log on stdout", {"log": {"access": True}}, False)]
     for what, cfg, bad_version in cases:
-        p = w.free_port()
-        cfg = dict(cfg, listen={"host": w.HOST, "port": p}, event_loops=1)
+        cfg = dict(cfg, listen={"host": w.HOST, "port": 0}, event_loops=1)
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(cfg, f)
         proc = subprocess.Popen([w.BIN, "--config", f.name], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         try:
-            deadline = time.monotonic() + 20 * w.SLOW
-            while True:
-                try:
-                    Conn(p, timeout=1).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline and proc.poll() is None, "%s: not listening" % what
-                    time.sleep(0.05)
+            # the harness reads the first line only (the port), never more
+            first = proc.stdout.readline().decode()
+            m = re.search(r"listening on http://[^ ]*:(\d+)", first)
+            assert m, "%s: first line %r" % (what, first)
+            p = int(m.group(1))
             # far more than a 64 KiB pipe holds, one line per request
             for i in range(3000 if not bad_version else 1500):
                 if bad_version:

@@ -204,10 +204,16 @@ class Server:
     def pid(self):
         """The server's pid (the wrapper's child when started with wrap)."""
         if self.wrapped:
-            with open("/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)) as f:
-                kids = f.read().split()
+            kids = []
+            for d in os.listdir("/proc"):  # the processes whose parent is the wrapper
+                try:
+                    with open("/proc/%s/stat" % d) as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                            kids.append(int(d))
+                except (OSError, ValueError, IndexError):
+                    pass
             assert len(kids) == 1, "wrapper %d has children %r" % (self.proc.pid, kids)
-            return int(kids[0])
+            return kids[0]
         return self.proc.pid
 
     def send_signal(self, sig=signal.SIGTERM):
