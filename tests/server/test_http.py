@@ -386,18 +386,12 @@ VECTORS = [
     ("HTTP/2.0", b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505, True),
     ("HTTP/3.0", b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n", 505, True),
     ("POST HTTP/2.0", P.replace(b"HTTP/1.1", b"HTTP/2.0") + b"Content-Length: 2\r\n\r\nis", 505, True),
-    ("HTTP/1.2 (well-formed, unknown)", b"GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", 505, True),
-    ("HTTP/0.9", b"GET /healthz HTTP/0.9\r\nHost: x\r\n\r\n", 505, True),
-    # a malformed version is a syntax error (400), not an unsupported one
-    ("version HTTP/1", b"GET /healthz HTTP/1\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/1.", b"GET /healthz HTTP/1.\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/1.x", b"GET /healthz HTTP/1.x\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/x.1", b"GET /healthz HTTP/x.1\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/11", b"GET /healthz HTTP/11\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/1.10", b"GET /healthz HTTP/1.10\r\nHost: x\r\n\r\n", 400, True),
-    ("version HTTP/01.1", b"GET /healthz HTTP/01.1\r\nHost: x\r\n\r\n", 400, True),
-    ("space after the version", b"GET /healthz HTTP/1.1 \r\nHost: x\r\n\r\n", 400, True),
-    ("version http/1.1", b"GET /healthz http/1.1\r\nHost: x\r\n\r\n", 400, True),
+    # well-formed but unknown versions are 505; a malformed version is a
+    # syntax error (400), not an unsupported one
+    *[("version " + v, b"GET /healthz " + v.encode() + b"\r\nHost: x\r\n\r\n", st, True)
+      for v, st in (("HTTP/1.2", 505), ("HTTP/0.9", 505), ("HTTP/1", 400), ("HTTP/1.", 400),
+                    ("HTTP/1.x", 400), ("HTTP/x.1", 400), ("HTTP/11", 400), ("HTTP/1.10", 400),
+                    ("HTTP/01.1", 400), ("HTTP/1.1 ", 400), ("http/1.1", 400))],
     ("missing Host on HTTP/1.1", b"GET /healthz HTTP/1.1\r\n\r\n", 400, False),
     ("two Host headers (RFC 9112 3.2: MUST 400)", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
      400, False),
