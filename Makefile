@@ -124,8 +124,8 @@ $(B)/tests/test_jsonfast: $(B)/tests/unit/test_jsonfast.o $(B)/server/reqparse.o
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(PKG_LIBS) -lm
 
-# The access-log test links the server's log.c and errors.c (and cJSON).
-$(B)/tests/test_log: $(B)/tests/unit/test_log.o $(B)/server/log.o $(B)/server/errors.o $(LIB)
+# The access-log test links the server's log.c, errors.c and metrics.c (and cJSON).
+$(B)/tests/test_log: $(B)/tests/unit/test_log.o $(B)/server/log.o $(B)/server/errors.o $(B)/server/metrics.o $(LIB)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell pkg-config --libs cmocka 2>/dev/null) $(PKG_LIBS) -lm
 

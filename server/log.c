@@ -6,7 +6,8 @@
  * the server's Date timer) or when the buffer is full. If the destination is
  * a pipe or a socket nobody drains (a test harness that read only the first
  * line), the descriptor is made non-blocking and lines that do not fit are
- * counted as dropped. Terminals and files are written normally.
+ * counted as dropped (wordcount_log_lines_dropped_total). Terminals and
+ * files are written normally.
  *
  * Formats (log.format): "common" is
  *   PEER "METHOD TARGET" STATUS BYTES_IN BYTES_OUT DURATIONms id=REQUEST_ID
@@ -43,6 +44,7 @@
 
 #include "config.h"
 #include "errors.h"
+#include "metrics.h"
 #include "util.h"
 
 /* A diagnostic line: at most this many bytes (<= PIPE_BUF), cut with
@@ -56,7 +58,6 @@ static int log_fd = STDOUT_FILENO;
 static char log_path[512]; /* empty unless the destination is a file */
 static char buf[64 * 1024];
 static size_t buf_len;
-static unsigned long dropped;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void flush_locked(void);
@@ -166,8 +167,10 @@ void wc_log(int level, const char *fmt, ...) {
     ssize_t w = write(STDERR_FILENO, line + off, len - off);
     if (w < 0 && errno == EINTR)
       continue;
-    if (w <= 0) /* a full pipe (non-blocking) or a closed one: dropped */
+    if (w <= 0) { /* a full pipe (non-blocking) or a closed one: dropped */
+      wc_metrics_counter_add(WC_C_LOG_LINES_DROPPED, 1);
       break;
+    }
     off += (size_t)w;
   }
 }
@@ -185,8 +188,12 @@ static void flush_locked(void) {
     ssize_t n = write(log_fd, buf + off, buf_len - off);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0) {
-      dropped++;
+    if (n <= 0) { /* the rest of the buffer is lost: count its lines */
+      uint64_t lines = 0;
+      for (const char *q = buf + off;
+           (q = memchr(q, '\n', (size_t)(buf + buf_len - q))) != NULL; q++)
+        lines++;
+      wc_metrics_counter_add(WC_C_LOG_LINES_DROPPED, lines);
       break;
     }
     off += (size_t)n;

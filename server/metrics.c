@@ -166,6 +166,9 @@ int wc_metrics_render(char **out, size_t *len) {
       {WC_C_CONNS_HANDED_OVER, "wordcount_connections_handed_over_total",
        "Connections accepted by one event loop and served by another "
        "(balance_connections)."},
+      {WC_C_LOG_LINES_DROPPED, "wordcount_log_lines_dropped_total",
+       "Access-log and diagnostic lines dropped: their pipe or socket was "
+       "full (nobody read it) or closed."},
   };
   static const struct {
     wc_gauge_t g;

@@ -36,6 +36,7 @@ typedef enum {
   WC_C_TEXT_BYTES,
   WC_C_WORDS_MATCHED,
   WC_C_CONNS_HANDED_OVER,
+  WC_C_LOG_LINES_DROPPED,
   WC_C__COUNT
 } wc_counter_t;
 

@@ -454,6 +454,7 @@ def test_a_pipe_nobody_reads_never_blocks_the_server():
             time.sleep(1.2)  # the access log's once-a-second flush
             r = request(p, "GET", "/healthz", timeout=10 * w.SLOW)
             assert r.status == 200, (what, r)
+            assert val(scrape(p), "wordcount_log_lines_dropped_total") > 100, what
             proc.send_signal(signal.SIGTERM)
             rc = proc.wait(30 * w.SLOW)
             assert rc == 0, "%s: exit status %r after SIGTERM" % (what, rc)
