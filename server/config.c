@@ -337,7 +337,8 @@ int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
   size_t len = 0, cap = 0;
   cJSON *root = NULL;
   const char *end = NULL;
-  int rc;
+  size_t at = 0;
+  int rc, nul;
   FILE *f = fopen(path, "rb");
   if (f == NULL) {
     rc = -errno;
@@ -374,21 +375,20 @@ int wc_config_load_file(wc_config_t *cfg, const char *path, char *err,
     }
   }
   /* cJSON would end a string at a \u0000 (or a \u without four hex
-   * digits) and keep only the part before it: an auth.token cut short
-   * would accept a prefix of the real one. */
-  {
-    size_t at = 0;
-    if (len > 0 && wc_json_has_nul(buf, len, &at) != 0) {
-      if (memchr(buf, '\0', len) != NULL)
-        snprintf(msg, sizeof msg, "a NUL byte in the file");
-      else
-        snprintf(msg, sizeof msg,
-                 "a \\u0000 or malformed \\u escape at byte %zu (a string "
-                 "would be cut there)",
-                 at);
-      rc = -EINVAL;
-      goto fail;
-    }
+   * digits, which it reads as one) and keep only the part before it: an
+   * auth.token cut short would accept a prefix of the real one. */
+  nul = wc_json_has_nul(buf, len, &at);
+  if (nul != 0) {
+    if (nul == 1)
+      snprintf(msg, sizeof msg,
+               "a NUL (a raw byte or \\u0000): a string would be cut there");
+    else
+      snprintf(msg, sizeof msg,
+               "a \\u escape without four hex digits at byte %zu (cJSON "
+               "reads \\u0000: a string would be cut there)",
+               at);
+    rc = -EINVAL;
+    goto fail;
   }
   root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
   if (root == NULL) {

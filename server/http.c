@@ -959,13 +959,12 @@ static const char *reason(int status) {
  * Host, a 505) is matched here from its target, so that its error counts
  * under its path; only errors take this path, and only a few compares. */
 static wc_endpoint_t endpoint_of(const wc_http_t *h) {
-  int ep = h->url_len > 0 ? h->route.endpoint : WC_PATH_NONE;
-  if (ep == WC_PATH_NONE && h->url_len > 0) {
-    wc_route_t r;
+  wc_route_t r = h->route;
+  if (h->url_len == 0)
+    r.endpoint = WC_PATH_NONE;
+  else if (r.endpoint == WC_PATH_NONE)
     wc_router_match(h->url, h->url_len, h->method, &r);
-    ep = r.endpoint;
-  }
-  switch (ep) {
+  switch (r.endpoint) {
   case WC_PATH_COUNT:
     return WC_EP_COUNT;
   case WC_PATH_HEALTHZ:

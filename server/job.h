@@ -133,7 +133,6 @@ void wc_job_init(wc_count_t *ct);
 /* Frees the request's counting state. No job may still be in flight. */
 void wc_job_reset(wc_conn_t *c);
 
-/* Raw body: builds the needle set from ct->spec. 0 or -errno (err set). */
 /*
  * The calling thread's nice value (*now) and the one a worker takes on its
  * first job when the server runs at it: worker_nice higher, at most 19
@@ -142,6 +141,7 @@ void wc_job_reset(wc_conn_t *c);
  */
 int wc_job_worker_nice(unsigned worker_nice, int *now, int *target);
 
+/* Raw body: builds the needle set from ct->spec. 0 or -errno (err set). */
 int wc_job_begin_raw(wc_conn_t *c);
 
 /*

@@ -989,10 +989,10 @@ int wc_reqparse_body_type(const char *ct, size_t len) {
  * error at all) makes the caller use wc_reqparse_json on the whole body
  * instead. A bad escape in the text is found while decoding, when the body
  * is already partly overwritten: wc_jbad_t keeps, per slice, what the
- * decoder and the two walks of wc_reqparse_json (wc_json_has_nul's and cJSON's)
- * meet from the first failure on, which decides the error wc_reqparse_json
- * would give. So answers and error messages are exactly those of the cJSON
- * path; fuzz_reqparse checks both against each other.
+ * decoder and the two walks of wc_reqparse_json (wc_json_has_nul's and
+ * cJSON's) meet from the first failure on, which decides the error
+ * wc_reqparse_json would give. So answers and error messages are exactly
+ * those of the cJSON path; fuzz_reqparse checks both against each other.
  */
 
 /* Bytes cJSON skips between tokens. */
@@ -1476,11 +1476,12 @@ void wc_jbad_init(wc_jbad_t *b) {
 
 /*
  * Two walks over the escapes from `from` (where a decoder failed, so in step
- * with both): wc_json_has_nul's, two bytes per backslash, stopping at the first \u
- * that is \u0000 or lacks four hex digits; and cJSON's parse_string, which
- * takes a \u escape as six bytes (twelve for a surrogate pair) whatever
- * they hold, reads bad hex digits as 0, and fails at a bad escape
- * character, a lone or unpaired surrogate, or a \u too near the end.
+ * with both): wc_json_has_nul's, two bytes per backslash, stopping at the
+ * first \u that is \u0000 or lacks four hex digits; and cJSON's
+ * parse_string, which takes a \u escape as six bytes (twelve for a
+ * surrogate pair) whatever they hold, reads bad hex digits as 0, and fails
+ * at a bad escape character, a lone or unpaired surrogate, or a \u too
+ * near the end.
  */
 void wc_jbad_add(wc_jbad_t *b, const char *raw, size_t n, size_t from,
                  size_t base) {
@@ -1546,8 +1547,8 @@ void wc_jbad_merge(wc_jbad_t *b, const wc_jbad_t *a) {
 }
 
 void wc_jbad_error(const wc_jbad_t *b, wc_error_t *e) {
-  /* As wc_reqparse_json: wc_json_has_nul first (a raw NUL anywhere, or \u0000
-   * before any bad \u), then cJSON's first failure, then the bad \u. */
+  /* As wc_reqparse_json: wc_json_has_nul first (a raw NUL anywhere, or
+   * \u0000 before any bad \u), then cJSON's first failure, then the bad \u. */
   if (b->raw_nul || (b->zh != SIZE_MAX && b->zh_nul))
     wc_errors_set(e, WC_E_BAD_JSON, "%s", NUL_MSG);
   else
