@@ -157,10 +157,12 @@ static void on_handoff_closed(uv_handle_t *h) {
  * loop's handle on it is closed. libuv has already accept(2)ed the
  * connection when on_connection runs (uv_accept only moves that descriptor
  * into a handle), so the duplicate needs a second descriptor: it is taken
- * first, as a copy of the listener's that dup3 then replaces. At the
- * descriptor limit that copy fails and the connection, which libuv holds,
- * is served here (wc_conn_accept with -1 needs no new descriptor) instead
- * of being accepted and lost. Returns 0; 1 when the connection is to be
+ * first, as a copy of the listener's that dup3 then replaces (dup, which
+ * ThreadSanitizer follows, unlike fcntl(F_DUPFD); tests/tsan.supp tells why
+ * it still reports the number's reuse). At the descriptor limit that copy
+ * fails and the connection, which libuv holds, is served here
+ * (wc_conn_accept with -1 needs no new descriptor) instead of being
+ * accepted and lost. Returns 0; 1 when the connection is to be
  * served here after all (*fd: the duplicate when dst's inbox is full, -1
  * when no descriptor or memory was to spare); or a negative errno when
  * uv_accept, uv_fileno or dup3 failed and the connection is lost.
@@ -171,7 +173,7 @@ static int hand_off(wc_server_t *srv, wc_server_t *dst, int *fd) {
   int rc, nfd, queued = 0;
   *fd = -1;
   if (uv_fileno((uv_handle_t *)&srv->listener, &lfd) < 0 ||
-      (nfd = fcntl(lfd, F_DUPFD_CLOEXEC, 0)) < 0)
+      (nfd = dup(lfd)) < 0) /* dup3 below sets O_CLOEXEC */
     return 1;
   t = malloc(sizeof *t);
   if (t == NULL || uv_tcp_init(srv->loop, t) < 0) {

@@ -33,6 +33,9 @@ import urllib.parse
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("WC_BUILD", "build")
+# For a server built with SANITIZER=thread: the suppressions of a TSan false
+# positive libuv causes (tests/tsan.supp tells why).
+TSAN_OPTIONS = "suppressions=" + os.path.join(os.path.dirname(HERE), "tsan.supp")
 BUILD_DIR = BUILD if os.path.isabs(BUILD) else os.path.join(REPO, BUILD)
 BIN = os.path.join(BUILD_DIR, "wordcount-server")
 SANITIZED = "asan" in BUILD or "tsan" in BUILD
@@ -127,6 +130,7 @@ class Server:
         self.cmd = cmd
         e = {k: v for k, v in os.environ.items() if not k.startswith("WORDCOUNT_")}
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        e.setdefault("TSAN_OPTIONS", TSAN_OPTIONS)
         e.update(env or {})
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,

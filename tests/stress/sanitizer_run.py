@@ -44,7 +44,7 @@ def main():
     args = [binp, "--host", w.HOST, "--port", "0", "--workers", "2"]
     env = dict(os.environ)
     if MODE == "tsan":
-        env["TSAN_OPTIONS"] = "halt_on_error=0 second_deadlock_stack=1 history_size=4"
+        env["TSAN_OPTIONS"] = "halt_on_error=0 second_deadlock_stack=1 history_size=4 " + w.TSAN_OPTIONS
         cmd = args
         threads, big, start_to, stop_to = 20, True, 60, 90
     elif MODE == "valgrind":
