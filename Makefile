@@ -209,7 +209,7 @@ $(B)/fault/wordcount-server: $(SERVER_OBJS) $(LLHTTP_OBJS) $(B)/fault/failmalloc
 	$(Q)$(CC) $(LDFLAGS_ALL) -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc -o $@ $^ $(PKG_LIBS) -lm
 
 test-asan:
-	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test server-test alloc-failure-test
+	$(Q)$(MAKE) --no-print-directory SANITIZER=address,undefined all unit-test cli-test server-test alloc-failure-test
 
 # ThreadSanitizer over the tests whose threads share data (the parallel
 # counter shares its needle set read-only): test_core and test_diff run

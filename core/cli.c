@@ -7,7 +7,13 @@
  * Regular files are mapped and counted on THREADS threads (default: one per
  * CPU) with wc_count_parallel; pipes and terminals are read in 1 MiB chunks
  * through the streaming counter, so any input size works in bounded memory.
- * Exit status: 0 on success, 2 on usage or I/O errors (one line on stderr).
+ * A regular file is counted from its current offset (standard input may be
+ * a file a shell has read part of) to its end, and left at its end, as if
+ * it had been read. If no thread can be started, the file is counted on
+ * this one. A mapped file that shrinks while it is counted raises SIGBUS:
+ * its handler prints the one-line error and exits 2.
+ * Exit status: 0 on success, 2 on usage or I/O errors (one line on stderr;
+ * control bytes in needles and file names are shown as \xNN).
  */
 #include "wordcount.h"
 
@@ -15,6 +21,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,19 +61,83 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...) {
   return 2;
 }
 
+/* Text for messages: s with its control bytes and DEL as \xNN, cut (at a
+ * character's start, with "...") after about max bytes; malloc'd, or NULL
+ * when out of memory. */
+static char *shown(const char *s, size_t max) {
+  size_t n = strlen(s), o = 0;
+  char *out = malloc(4 * n + 4);
+  if (out == NULL)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (o >= max && (ch & 0xc0) != 0x80) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (ch < 0x20 || ch == 0x7f)
+      o += (size_t)snprintf(out + o, 5, "\\x%02x", ch);
+    else
+      out[o++] = (char)ch;
+  }
+  out[o] = 0;
+  return out;
+}
+
+/* What the SIGBUS handler prints: set before a file is mapped. */
+static const char *bus_name = "";
+static size_t bus_name_len;
+
+static void on_sigbus(int sig) {
+  static const char a[] = "wordcount: ",
+                    b[] = ": the file shrank while it was counted\n";
+  ssize_t r;
+  (void)sig;
+  r = write(STDERR_FILENO, a, sizeof a - 1);
+  r = write(STDERR_FILENO, bus_name, bus_name_len);
+  r = write(STDERR_FILENO, b, sizeof b - 1);
+  (void)r;
+  _exit(2);
+}
+
+/* Counts what is left of a mapped regular file, from its offset pos. */
+static int count_mapped(const wc_needles_t *set, int fd, off_t pos,
+                        off_t size, unsigned threads, uint64_t *counts) {
+  long page = sysconf(_SC_PAGESIZE);
+  off_t base = pos - pos % (page > 0 ? page : 4096);
+  size_t len = (size_t)(size - base), skip = (size_t)(pos - base);
+  void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, base);
+  int rc;
+  if (map == MAP_FAILED)
+    return 1;
+  /* two calls: the advice values are not flags */
+  madvise(map, len, MADV_SEQUENTIAL);
+  madvise(map, len, MADV_WILLNEED);
+  rc = wc_count_parallel(set, (const char *)map + skip, len - skip, threads,
+                         counts);
+  if (rc == -EAGAIN && threads != 1) /* no thread to be had: count here */
+    rc = wc_count_parallel(set, (const char *)map + skip, len - skip, 1,
+                           counts);
+  munmap(map, len);
+  if (rc == 0 && lseek(fd, size, SEEK_SET) < 0)
+    rc = -errno;
+  return rc;
+}
+
 /* Counts one open file into counts; returns 0 or a negative errno. */
 static int count_fd(const wc_needles_t *set, int fd, unsigned threads,
                     wc_stream_t *st, uint8_t **buf, uint64_t *counts) {
   struct stat sb;
-  if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0) {
-    size_t len = (size_t)sb.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map != MAP_FAILED) {
-      madvise(map, len, MADV_SEQUENTIAL | MADV_WILLNEED);
-      int rc = wc_count_parallel(set, map, len, threads, counts);
-      munmap(map, len);
-      return rc;
-    }
+  if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+    off_t pos = lseek(fd, 0, SEEK_CUR);
+    if (pos >= 0 && pos >= sb.st_size)
+      return 0; /* nothing left to read */
+    if (pos >= 0) {
+      int rc = count_mapped(set, fd, pos, sb.st_size, threads, counts);
+      if (rc <= 0)
+        return rc;
+    } /* else read it */
   }
   if (!*buf && !(*buf = malloc(READ_CHUNK)))
     return -ENOMEM;
@@ -86,6 +157,20 @@ static int count_fd(const wc_needles_t *set, int fd, unsigned threads,
   return wc_stream_finish(st, counts);
 }
 
+/* The option argv[optind - 1] ends in, for messages: a long option up to
+ * its '=', a short one as -C. */
+static char *option_named(char **argv, int optind_now, int opt) {
+  const char *a = optind_now > 0 ? argv[optind_now - 1] : "";
+  char one[3] = {'-', (char)opt, 0};
+  if (strncmp(a, "--", 2) == 0) {
+    char *s = shown(a, 64), *eq = s ? strchr(s, '=') : NULL;
+    if (eq != NULL)
+      *eq = 0;
+    return s;
+  }
+  return shown(opt > 0 && opt < 256 ? one : a, 64);
+}
+
 int main(int argc, char **argv) {
   enum { OPT_SEQUENTIAL = 256, OPT_HELP, OPT_VERSION };
   static const struct option opts[] = {
@@ -99,11 +184,16 @@ int main(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   const char **needles = calloc((size_t)argc + 1, sizeof(*needles));
-  size_t nneedles = 0;
+  size_t nneedles = 0, *lens = NULL;
+  uint64_t *counts = NULL;
+  wc_needles_t *set = NULL;
+  wc_stream_t *st = NULL;
+  uint8_t *buf = NULL;
+  char *msg = NULL;
   unsigned flags = 0, threads = 0;
+  int c, rc, status = 0;
   if (!needles)
     return fail("out of memory");
-  int c;
   opterr = 0;
   while ((c = getopt_long(argc, argv, ":e:iwj:", opts, NULL)) != -1) {
     switch (c) {
@@ -120,8 +210,12 @@ int main(int argc, char **argv) {
       char *end;
       errno = 0;
       unsigned long v = strtoul(optarg, &end, 10);
-      if (errno || *end || end == optarg || v > 1024 || optarg[0] == '-')
-        return fail("invalid thread count '%s' (expected 0..1024)", optarg);
+      if (errno || *end || end == optarg || v > 1024 || optarg[0] == '-') {
+        msg = shown(optarg, 64);
+        status = fail("invalid thread count '%s' (expected 0..1024)",
+                      msg ? msg : "?");
+        goto out;
+      }
       threads = (unsigned)v;
       break;
     }
@@ -130,59 +224,78 @@ int main(int argc, char **argv) {
       break;
     case OPT_HELP:
       fputs(usage_text, stdout);
-      return 0;
+      goto out;
     case OPT_VERSION:
       printf("wordcount %s (kernel %s)\n", WC_VERSION, wc_kernel_name());
-      return 0;
+      goto out;
     case ':':
-      return fail("option '%s' needs an argument; try 'wordcount --help'",
-                  argv[optind - 1]);
+      msg = option_named(argv, optind, optopt);
+      status = fail("option '%s' needs an argument; try 'wordcount --help'",
+                    msg ? msg : "?");
+      goto out;
     default:
-      return fail("unknown option '%s'; try 'wordcount --help'",
-                  argv[optind - 1]);
+      /* optopt: 0 for an unknown long option; a known option's value for
+       * one given an argument it does not take; else the unknown letter */
+      if (optopt == 'i' || optopt == 'w' || optopt >= OPT_SEQUENTIAL) {
+        msg = option_named(argv, optind, 0);
+        status = fail("option '%s' takes no argument; try 'wordcount --help'",
+                      msg ? msg : "?");
+      } else {
+        msg = option_named(argv, optind, optopt);
+        status = fail("unknown option '%s'; try 'wordcount --help'",
+                      msg ? msg : "?");
+      }
+      goto out;
     }
   }
   if (nneedles == 0) {
-    if (optind >= argc)
-      return fail("no needle given; usage: wordcount [OPTION]... NEEDLE "
-                  "[FILE]...");
+    if (optind >= argc) {
+      status = fail("no needle given; usage: wordcount [OPTION]... NEEDLE "
+                    "[FILE]...");
+      goto out;
+    }
     needles[nneedles++] = argv[optind++];
   }
-  size_t *lens = calloc(nneedles, sizeof(*lens));
-  uint64_t *counts = calloc(nneedles, sizeof(*counts));
-  if (!lens || !counts)
-    return fail("out of memory");
+  lens = calloc(nneedles, sizeof(*lens));
+  counts = calloc(nneedles, sizeof(*counts));
+  if (!lens || !counts) {
+    status = fail("out of memory");
+    goto out;
+  }
   for (size_t i = 0; i < nneedles; i++)
     lens[i] = strlen(needles[i]);
-  wc_needles_t *set;
   size_t bad;
-  int rc = wc_needles_new(&set, needles, lens, nneedles, flags, &bad);
+  rc = wc_needles_new(&set, needles, lens, nneedles, flags, &bad);
   if (rc == -EINVAL) {
-    /* One line: show the needle with its control bytes escaped. */
-    char shown[64];
-    size_t o = 0;
-    for (const char *ch = bad < nneedles ? needles[bad] : "";
-         *ch && o + 5 < sizeof shown; ch++)
-      o += (unsigned char)*ch < 0x20
-               ? (size_t)snprintf(shown + o, sizeof shown - o, "\\x%02x",
-                                  (unsigned char)*ch)
-               : (shown[o] = *ch, 1);
-    shown[o] = 0;
-    return fail("invalid needle '%s': a needle must be non-empty, without "
-                "spaces or newlines",
-                shown);
+    msg = shown(bad < nneedles ? needles[bad] : "", 56);
+    status = fail("invalid needle '%s': a needle must be non-empty, without "
+                  "spaces or newlines",
+                  msg ? msg : "?");
+    set = NULL;
+    goto out;
   }
-  if (rc == -E2BIG)
-    return fail("too many or too long needles (at most %d needles of %d "
-                "bytes)",
-                WC_MAX_NEEDLES, WC_MAX_NEEDLE_BYTES);
-  if (rc < 0)
-    return fail("%s", strerror(-rc));
+  if (rc == -E2BIG) {
+    status = fail("too many or too long needles (at most %d needles of %d "
+                  "bytes)",
+                  WC_MAX_NEEDLES, WC_MAX_NEEDLE_BYTES);
+    set = NULL;
+    goto out;
+  }
+  if (rc < 0) {
+    status = fail("%s", strerror(-rc));
+    set = NULL;
+    goto out;
+  }
+  if (wc_stream_new(&st, set) < 0) {
+    status = fail("out of memory");
+    st = NULL;
+    goto out;
+  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigbus;
+  sigaction(SIGBUS, &sa, NULL);
 
-  wc_stream_t *st;
-  if (wc_stream_new(&st, set) < 0)
-    return fail("out of memory");
-  uint8_t *buf = NULL;
   static const char *const stdin_only[] = {"-"};
   const char *const *files = (const char *const *)argv + optind;
   size_t nfiles = (size_t)(argc - optind);
@@ -190,19 +303,26 @@ int main(int argc, char **argv) {
     files = stdin_only;
     nfiles = 1;
   }
-  int status = 0;
   for (size_t f = 0; f < nfiles && status == 0; f++) {
     const char *name = files[f];
-    int fd = strcmp(name, "-") == 0 ? STDIN_FILENO : open(name, O_RDONLY);
-    if (fd < 0) {
-      status = fail("%s: %s", name, strerror(errno));
+    int is_stdin = strcmp(name, "-") == 0;
+    free(msg);
+    msg = is_stdin ? strdup("(standard input)") : shown(name, SIZE_MAX);
+    if (msg == NULL) {
+      status = fail("out of memory");
       break;
     }
+    int fd = is_stdin ? STDIN_FILENO : open(name, O_RDONLY);
+    if (fd < 0) {
+      status = fail("%s: %s", msg, strerror(errno));
+      break;
+    }
+    bus_name = msg;
+    bus_name_len = strlen(msg);
     rc = count_fd(set, fd, threads, st, &buf, counts);
     if (rc < 0)
-      status = fail("%s: %s", strcmp(name, "-") ? name : "(standard input)",
-                    strerror(-rc));
-    if (fd != STDIN_FILENO)
+      status = fail("%s: %s", msg, strerror(-rc));
+    if (!is_stdin)
       close(fd);
   }
   if (status == 0) {
@@ -215,8 +335,10 @@ int main(int argc, char **argv) {
     if (fflush(stdout) != 0 || ferror(stdout))
       status = fail("write error: %s", strerror(errno));
   }
+out:
   wc_stream_free(st);
   wc_needles_free(set);
+  free(msg);
   free(buf);
   free(lens);
   free(counts);
