@@ -210,7 +210,7 @@ int main(int argc, char **argv) {
       char *end;
       errno = 0;
       unsigned long v = strtoul(optarg, &end, 10);
-      if (errno || *end || end == optarg || v > 1024 || optarg[0] == '-') {
+      if (errno || *end || v > 1024 || optarg[0] < '0' || optarg[0] > '9') {
         msg = shown(optarg, 64);
         status = fail("invalid thread count '%s' (expected 0..1024)",
                       msg ? msg : "?");
