@@ -121,7 +121,17 @@ static void on_timer(uv_timer_t *t) {
     break;
   case WC_TIMER_NONE:
     break;
-  default: /* idle keep-alive, linger, or output stuck at close */
+  case WC_TIMER_IDLE:
+    /* Not idle while answers are still being written or pipelined
+     * requests wait behind them: a client reading slowly gets
+     * timeouts_ms.body from the last bytes it took, as a body does. */
+    if (c->writing || c->obuf_len > 0 || c->pend != NULL) {
+      wc_conn_timer(c, WC_TIMER_SEND);
+      break;
+    }
+    wc_conn_close(c);
+    break;
+  default: /* linger, or output stuck (at close, or for a slow reader) */
     wc_conn_close(c);
     break;
   }
@@ -142,6 +152,7 @@ void wc_conn_timer(wc_conn_t *c, wc_timer_state_t st) {
     break;
   case WC_TIMER_BODY:
   case WC_TIMER_CLOSE:
+  case WC_TIMER_SEND:
     ms = cfg->timeouts_ms.body;
     break;
   case WC_TIMER_LINGER:
@@ -358,10 +369,13 @@ void wc_conn_close_after_write(wc_conn_t *c, int linger) {
 
 /* All output is written: close if that was the plan, else read again. */
 static void output_drained(wc_conn_t *c) {
-  if (c->want_close)
+  if (c->want_close) {
     finish_close(c);
-  else
-    wc_conn_resume(c, WC_PAUSE_OUTPUT);
+    return;
+  }
+  if (c->tstate == WC_TIMER_SEND) /* read up: idle again, unless the */
+    wc_conn_timer(c, WC_TIMER_IDLE); /* requests behind start earlier */
+  wc_conn_resume(c, WC_PAUSE_OUTPUT);
 }
 
 static void on_write(uv_write_t *req, int status) {
@@ -376,6 +390,8 @@ static void on_write(uv_write_t *req, int status) {
     wc_conn_close(c);
     return;
   }
+  if (c->tstate == WC_TIMER_SEND || c->tstate == WC_TIMER_CLOSE)
+    wc_conn_timer(c, c->tstate); /* the client took bytes: a new deadline */
   if (c->obuf_len > 0) {
     wc_conn_flush(c);
     if (c->obuf_len + c->wbuf_len <= WC_OUTPUT_CAP / 2)

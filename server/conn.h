@@ -35,6 +35,8 @@ typedef enum {
   WC_TIMER_BODY,    /* since the last body bytes */
   WC_TIMER_LINGER,  /* discarding input before closing */
   WC_TIMER_CLOSE,   /* waiting for the last output before closing */
+  WC_TIMER_SEND,    /* answers (or pipelined requests behind them) wait for
+                       the client to read: since it last took bytes */
 } wc_timer_state_t;
 
 struct wc_conn {

@@ -220,10 +220,26 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
   return trailer_bytes(p, len);
 }
 
+/* A trailer field's name or value at[0..len): counts every byte of the
+ * section up to its end, the colon, whitespace and line ends between the
+ * spans included (llhttp does not pass those); wc_http_feed counts what is
+ * left at the end of each execute. */
+static int trailer_span(llhttp_t *p, const char *at, size_t len) {
+  wc_http_t *h = &conn_of(p)->http;
+  size_t n;
+  if (!h->in_trailer || h->tmark == NULL || h->tmark > at) {
+    h->in_trailer = 1;
+    h->tmark = at;
+  }
+  n = (size_t)(at + len - h->tmark);
+  h->tmark = at + len;
+  return trailer_bytes(p, n);
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
   if (h->in_body)
-    return trailer_bytes(p, len);
+    return trailer_span(p, at, len);
   if (h->field_len + len > sizeof h->field) {
     h->field_long = 1;
     return 0;
@@ -309,7 +325,7 @@ static int on_header_field_complete(llhttp_t *p) {
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
   if (h->in_body)
-    return trailer_bytes(p, len);
+    return trailer_span(p, at, len);
   if (h->hdr == H_OTHER)
     return 0;
   if (h->value_len + len > sizeof h->value) {
@@ -373,7 +389,14 @@ static int on_header_value_complete(llhttp_t *p) {
     break;
   case H_CTYPE:
     h->n_ctype++;
-    h->ctype_len = h->value_len < sizeof h->ctype ? h->value_len : 0;
+    /* the media type only: parameters may make the value long */
+    h->ctype_len = h->value_len;
+    if (h->ctype_len >= sizeof h->ctype) {
+      const char *semi = memchr(h->value, ';', h->value_len);
+      h->ctype_len = semi != NULL ? (size_t)(semi - h->value) : 0;
+      if (h->ctype_len >= sizeof h->ctype)
+        h->ctype_len = 0;
+    }
     memcpy(h->ctype, h->value, h->ctype_len);
     break;
   case H_REQID: {
@@ -570,6 +593,7 @@ static int on_message_complete(llhttp_t *p) {
   const char *body = NULL;
   int status;
   h->in_body = 0;
+  h->in_trailer = 0; /* counted up to here; what follows is not its */
   wc_conn_heavy_off(c); /* the body is in: no longer busy with it */
   /* llhttp lets keep-alive win over close on HTTP/1.0 (RFC 9112 9.3:
    * close wins) */
@@ -761,6 +785,16 @@ static size_t head_end(const char *p, size_t i, size_t n) {
 }
 #endif
 
+/* head_hint: whether the request line starts "HEAD ", over as many reads
+ * as its first five bytes take (head_seen: bytes matched; 6 once it is
+ * known not to). */
+static void head_feed(wc_http_t *h, const char *p, size_t n) {
+  static const char m[] = "HEAD ";
+  for (size_t i = 0; i < n && h->head_seen < 5; i++)
+    h->head_seen = p[i] == m[h->head_seen] ? h->head_seen + 1 : 6;
+  h->head_hint = h->head_seen == 5;
+}
+
 /*
  * The header-section scanner. Returns 0, or -1 after answering an error.
  * Stops (SC_DONE) at the empty line that ends the headers; the parser is
@@ -771,6 +805,8 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
   size_t max = c->srv->cfg->limits.max_header_bytes;
   const char *why = NULL;
   int fast = 1; /* once per call: a section not all here is walked */
+  if (h->scan_state != SC_START && h->head_seen < 5)
+    head_feed(h, p, n); /* the method began in an earlier read */
   for (size_t i = 0; i < n && h->scan_state != SC_DONE; i++) {
     char ch = p[i];
     if (h->scan_state == SC_START) {
@@ -778,7 +814,8 @@ static int scan(wc_conn_t *c, const char *p, size_t n) {
         continue; /* empty lines before a request are ignored */
       h->scan_state = SC_LINE;
       h->started = 1;
-      h->head_hint = n - i >= 5 && memcmp(p + i, "HEAD ", 5) == 0;
+      h->head_seen = 0;
+      head_feed(h, p + i, n - i);
       request_begin(c);
       wc_conn_timer(c, WC_TIMER_HEADERS);
     }
@@ -900,7 +937,21 @@ int wc_http_feed(wc_conn_t *c, const char *data, size_t len, size_t *consumed) {
       *consumed = len;
       return -1;
     }
+    if (h->in_trailer)
+      h->tmark = data + off;
     err = llhttp_execute(&h->parser, data + off, len - off);
+    if (h->in_trailer && h->tmark != NULL &&
+        (err == HPE_OK || err == HPE_PAUSED)) {
+      /* trailer bytes after its last span: whitespace, a line end */
+      const char *end =
+          err == HPE_OK ? data + len : llhttp_get_error_pos(&h->parser);
+      size_t n = end > h->tmark ? (size_t)(end - h->tmark) : 0;
+      h->tmark = NULL;
+      if (trailer_bytes(&h->parser, n) != 0) {
+        *consumed = len;
+        return -1;
+      }
+    }
     if (err == HPE_OK) {
       off = len;
       continue;
@@ -1061,7 +1112,7 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
   n = wc_put(hdr, n, extra ? extra : "", ex_len);
   if (close)
     n = WC_PUT_LIT(hdr, n, "Connection: close\r\n");
-  else if (h->minor == 0 && status != 204)
+  else if (h->minor == 0)
     n = WC_PUT_LIT(hdr, n, "Connection: keep-alive\r\n");
   n = WC_PUT_LIT(hdr, n, "\r\n");
   if (wc_conn_send(c, hdr, n) < 0 ||

@@ -34,6 +34,7 @@ typedef struct {
   int method;    /* from the first byte of the target on (on_url) */
   int head_hint; /* the request starts "HEAD " (for an answer before
                     llhttp has parsed the method: the scanner's 431) */
+  unsigned head_seen; /* bytes of "HEAD " matched so far; 6: not HEAD */
   uint8_t major, minor;
   char *url;
   size_t url_len, url_cap;
@@ -46,6 +47,8 @@ typedef struct {
   int te_chunked;
   int expect_continue; /* every Expect header is 100-continue */
   size_t trailer_bytes; /* chunk extensions and trailer fields, capped */
+  int in_trailer;        /* the trailer section has begun */
+  const char *tmark;     /* trailer bytes before it (in this feed) counted */
   size_t ctype_len;
   /* X-Request-Id (valid, or empty: one is generated for the response) and
    * Authorization (checked as it arrives; only the verdict is kept). */

@@ -96,6 +96,19 @@ def test_http10_closes_unless_keepalive():
         expect_close(c, "HTTP/1.0 without keep-alive after keep-alive ones")
 
 
+def test_http10_keepalive_is_confirmed_on_every_status():
+    # RFC 9112 9.3: a server that keeps an HTTP/1.0 connection open says so;
+    # the 204 of OPTIONS did not
+    with Conn(port()) as c:
+        c.send(b"OPTIONS /count HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        r = c.read_response(head=True)
+        assert r.status == 204, r
+        assert r.has_token("Connection", "keep-alive"), r
+        c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert c.read_response().status == 200
+        expect_close(c, "HTTP/1.0 without keep-alive after a 204")
+
+
 def test_connection_close_request():
     with Conn(port()) as c:
         c.send(build_request("POST", count_target(["is"]), ZEN, [("Connection", "close")]))
@@ -446,6 +459,19 @@ def _near_misses(name):
     and with one byte more and one less."""
     out = [name[:i] + ("q" if name[i].lower() != "q" else "z") + name[i + 1:] for i in range(len(name))]
     return out + [name + "x", name[:-1]]
+
+
+def test_long_content_type_parameters():
+    # the media type decides, however long the parameters (a value of 128
+    # bytes and more used to be dropped: the JSON body was taken as raw)
+    body = b'{"text":"is is","needle":"is"}'
+    for extra in (90, 120, 400):
+        ct = "application/json; charset=utf-8; x=" + "a" * extra
+        r = request(port(), "POST", "/count", body=body, headers=[("Content-Type", ct)])
+        check_counts(r, {"is": 2}, 5, "Content-Type of %d bytes" % len(ct))
+    ct = "application/x-www-form-urlencoded;" + " p=" + "b" * 300
+    r = request(port(), "POST", "/count", body=b"text=is+is&needle=is", headers=[("Content-Type", ct)])
+    check_counts(r, {"is": 2}, 5, "a form's long Content-Type")
 
 
 def test_header_names_any_case_and_near_misses():
@@ -809,6 +835,26 @@ def test_http10_close_wins_over_keepalive():
         expect_close(c, "HTTP/1.0 keep-alive, close")
 
 
+def test_early_error_on_a_head_split_before_its_method_ends():
+    # "HEA" in one read, the rest in the next: the 431 found by the scanner
+    # (before llhttp has the method) still has no body for HEAD
+    for first in (b"H", b"HEA", b"HEAD"):
+        with Conn(port()) as c:
+            c.send(first)
+            time.sleep(0.2)  # its own read
+            c.send(b"HEAD /healthz HTTP/1.1\r\nHost: a\r\nX: "[len(first):] + b"a" * 20000 + b"\r\n\r\n")
+            r = c.read_response(head=True)
+            assert r.status == 431, r
+            how, data = c.wait_closed(15 * w.SLOW)
+            assert data == b"", "%r then the rest: a body after the HEAD's 431: %r" % (first, data[:200])
+    with Conn(port()) as c:  # and a GET so split keeps its body
+        c.send(b"GE")
+        time.sleep(0.2)
+        c.send(b"T /healthz HTTP/1.1\r\nHost: a\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+        r = c.read_response()
+        check_error(r, 431)
+
+
 def test_trailers_and_chunk_extensions():
     """Chunk extensions and trailer fields are discarded: a trailer sets no
     request id and no Host; together they count against
@@ -822,6 +868,11 @@ def test_trailers_and_chunk_extensions():
         c.send(head + b"2\r\nis\r\n0\r\nX-A: " + b"a" * 3000 + b"\r\n\r\n")  # under the limit
         check_counts(c.read_response(), {"is": 1}, 2)
     for body in (b"2\r\nis\r\n0\r\nX-Big: " + b"b" * 5000 + b"\r\n\r\n",
+                 # bytes llhttp passes to no callback count too: whitespace
+                 # before a value, colons and line ends (these were 200)
+                 b"2\r\nis\r\n0\r\nX: " + b" " * 5000 + b"v\r\n\r\n",
+                 b"2\r\nis\r\n0\r\nX:" + b"\t" * 5000 + b"\r\n\r\n",
+                 b"2\r\nis\r\n0\r\n" + b"a:\r\n" * 1100 + b"\r\n",
                  b"2;e=" + b"e" * 5000 + b"\r\nis\r\n0\r\n\r\n",
                  b"".join(b"1;e=%s\r\ni\r\n" % (b"e" * 100) for _ in range(50)) + b"0\r\n\r\n"):
         with Conn(LIMITED.port) as c:
@@ -829,6 +880,16 @@ def test_trailers_and_chunk_extensions():
             r = c.read_response()
             check_error(r, 431)
             assert "chunk extensions and trailer fields" in r.json()["error"]["message"], r
+    # the same whitespace in pieces (the section spans reads), and a
+    # trailer just under the limit in pieces
+    big = head + b"2\r\nis\r\n0\r\nX: " + b" " * 5000 + b"v\r\n\r\n"
+    with Conn(LIMITED.port) as c:
+        c.send_pieces(big, random.Random(5), maxpiece=700)
+        check_error(c.read_response(), 431)
+    ok = head + b"2\r\nis\r\n0\r\nX: " + b" " * 2000 + b"v\r\nY:\t" + b"w" * 1500 + b"\r\n\r\n"
+    with Conn(LIMITED.port) as c:
+        c.send_pieces(ok, random.Random(6), maxpiece=300)
+        check_counts(c.read_response(), {"is": 1}, 2)
 
 
 def test_absolute_form_and_fragments():

@@ -416,6 +416,46 @@ def test_unread_pipelined_output_is_bounded():
         assert not errs, errs
 
 
+def test_a_slow_reader_is_not_idle():
+    # Answers the client has not read yet, and pipelined requests behind
+    # them, keep a connection from being idle: a pause longer than the
+    # keep-alive timeout (but shorter than timeouts_ms.body, which then
+    # applies from the last bytes the client took) loses nothing. (The old
+    # server closed it at the keep-alive timeout, mid-answer.)
+    n = 600
+    cfg = {"timeouts_ms": {"header": 60000, "body": 60000, "keepalive": 300}}
+    with w.Server(cfg) as s:
+        with Conn(s.port, rcvbuf=4096, timeout=30 * w.SLOW) as c:
+            c.send(build_request("GET", "/metrics") * n)
+            time.sleep(1.5)  # five keep-alive timeouts without reading
+            for i in range(n):
+                try:
+                    r = c.read_response()
+                except Closed:
+                    raise AssertionError("closed after %d of %d pipelined answers: "
+                                         "a client reading slowly was taken for idle" % (i, n))
+                assert r.status == 200, (i, r.status)
+            # read up, it is idle again: the keep-alive timeout closes it
+            how, data = c.wait_closed(15 * w.SLOW)
+            assert data == b"", data
+
+
+def test_a_reader_that_stops_is_closed():
+    # A client that stops taking the answers is closed timeouts_ms.body
+    # after the last bytes it took, not kept forever.
+    cfg = {"timeouts_ms": {"header": 60000, "body": 500, "keepalive": 300}}
+    with w.Server(cfg) as s, Conn(s.port, rcvbuf=4096) as c:
+        c.send(build_request("GET", "/metrics") * 600)
+        deadline = time.monotonic() + 30 * w.SLOW
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            r = request(s.port, "GET", "/metrics")
+            if "wordcount_open_connections 1\n" in r.body.decode():
+                break  # only the /metrics request's own connection is left
+        else:
+            raise AssertionError("a connection whose client stopped reading was not closed")
+
+
 def test_zz_shutdown_clean():
     SHORT.stop()
 

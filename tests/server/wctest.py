@@ -376,9 +376,15 @@ class Closed(Exception):
 
 
 class Conn:
-    def __init__(self, port, timeout=None, host=HOST):
+    def __init__(self, port, timeout=None, host=HOST, rcvbuf=None):
         self.timeout = timeout or 15 * SLOW
-        self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=self.timeout)
+        else:  # a small receive window: the server's answers back up soon
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False
