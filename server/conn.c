@@ -26,6 +26,13 @@
  * other events), so one fast upload does not hold the loop.
  * Bytes that the parser did not take when it paused are kept in `pend` (at
  * most one read buffer) and parsed first when the last bit clears.
+ *
+ * TIMER: one deadline per connection, its meaning in `tstate`
+ * (wc_timer_state_t). The keep-alive timeout closes only a connection that
+ * is really idle: one with answers not yet written or pipelined bytes in
+ * `pend` switches to WC_TIMER_SEND, timeouts_ms.body renewed by each write
+ * the client takes (as WC_TIMER_CLOSE is), and back to idle once its
+ * output has drained.
  */
 #include "conn.h"
 
