@@ -457,6 +457,8 @@ static int on_headers_complete(llhttp_t *p) {
     return cb_fail(c, WC_E_BAD_REQUEST, "HTTP/1.1 requires a Host header");
   if (h->n_host > 1)
     return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Host header");
+  if (h->n_ctype > 1) /* which would decide the body's type? */
+    return cb_fail(c, WC_E_BAD_REQUEST, "duplicate Content-Type header");
   if ((h->url_len > 7 && strncasecmp(h->url, "http://", 7) == 0) ||
       (h->url_len > 8 && strncasecmp(h->url, "https://", 8) == 0)) {
     /* absolute-form (RFC 9112, 3.2.2): servers must accept it; the

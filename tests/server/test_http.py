@@ -363,6 +363,8 @@ VECTORS = [
     ("duplicate Content-Length (different)", P + b"Content-Length: 2\r\nContent-Length: 5\r\n\r\nis is",
      400, True),
     ("Content-Length list", P + b"Content-Length: 2, 2\r\n\r\nis", 400, True),
+    ("duplicate Content-Type", P + b"Content-Type: application/json\r\nContent-Type: text/plain\r\n"
+     b"Content-Length: 2\r\n\r\nis", 400, False),
     ("Content-Length +2", P + b"Content-Length: +2\r\n\r\nis", 400, True),
     ("Content-Length -1", P + b"Content-Length: -1\r\n\r\nis", 400, True),
     ("Content-Length hex", P + b"Content-Length: 0x2\r\n\r\nis", 400, True),
