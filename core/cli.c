@@ -131,9 +131,8 @@ static int count_fd(const wc_needles_t *set, int fd, unsigned threads,
   struct stat sb;
   if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
     off_t pos = lseek(fd, 0, SEEK_CUR);
-    if (pos >= 0 && pos >= sb.st_size)
-      return 0; /* nothing left to read */
-    if (pos >= 0) {
+    /* At or past the size: read (a /proc file has size 0 and a text) */
+    if (pos >= 0 && pos < sb.st_size) {
       int rc = count_mapped(set, fd, pos, sb.st_size, threads, counts);
       if (rc <= 0)
         return rc;
@@ -240,8 +239,15 @@ int main(int argc, char **argv) {
         msg = option_named(argv, optind, 0);
         status = fail("option '%s' takes no argument; try 'wordcount --help'",
                       msg ? msg : "?");
+      } else if (optopt != 0) {
+        /* a letter: argv[optind - 1] may be the argument before its group
+         * (getopt moves on only after a group's last letter) */
+        char one[3] = {'-', (char)optopt, 0};
+        msg = shown(one, 64);
+        status = fail("unknown option '%s'; try 'wordcount --help'",
+                      msg ? msg : "?");
       } else {
-        msg = option_named(argv, optind, optopt);
+        msg = option_named(argv, optind, 0);
         status = fail("unknown option '%s'; try 'wordcount --help'",
                       msg ? msg : "?");
       }

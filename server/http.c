@@ -329,6 +329,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   if (h->hdr == H_OTHER)
     return 0;
   if (h->value_len + len > sizeof h->value) {
+    if (h->hdr == H_CTYPE) { /* its media type may be in what fits */
+      memcpy(h->value + h->value_len, at, sizeof h->value - h->value_len);
+      h->value_len = sizeof h->value;
+    }
     h->value_long = 1;
     return 0;
   }
@@ -391,7 +395,7 @@ static int on_header_value_complete(llhttp_t *p) {
     h->n_ctype++;
     /* the media type only: parameters may make the value long */
     h->ctype_len = h->value_len;
-    if (h->ctype_len >= sizeof h->ctype) {
+    if (h->value_long || h->ctype_len >= sizeof h->ctype) {
       const char *semi = memchr(h->value, ';', h->value_len);
       h->ctype_len = semi != NULL ? (size_t)(semi - h->value) : 0;
       if (h->ctype_len >= sizeof h->ctype)

@@ -120,6 +120,13 @@ got=$({ head -c 5000 >/dev/null; "$WC" is; } <"$T/pages") || fail "stdin file af
 want=$(tail -c +5001 "$T/pages" | "$WC" is)
 [ "$got" = "$want" ] || fail "stdin file after 5000 bytes: printed '$got', expected '$want'"
 
+# A /proc file says its size is 0 and has a text: it is read, not skipped.
+if [ -r /proc/version ]; then
+  want=$(tr ' ' '\n' </proc/version | grep -cx version || true)
+  expect "$want" "$WC" version /proc/version
+  expect "$want" "</proc/version" "$WC" version
+fi
+
 # Counts are summed over files.
 expect 2 "$WC" is "$T/ex" "$T/ex"
 expect 3 "$WC" is "$T/ex" "$T/empty" "$T/ex" "$T/ex"
@@ -166,7 +173,7 @@ expect_error "$WC" is "$T"
 run "$WC" is "$T/does-not-exist"
 grep -q 'does-not-exist' "$T/err" || fail "missing file: the message does not name it: $(cat "$T/err")"
 # The messages name the option at fault.
-for case in "-xi is|'-x'" "-e is -xw|'-x'" "-i -xw is|'-x'" "--nope=2 is|'--nope'" \
+for case in "--ignore-case -xi is|'-x'" "-xi is|'-x'" "-e is -xw|'-x'" "-i -xw is|'-x'" "--nope=2 is|'--nope'" \
             "--help=x|'--help' takes no argument" \
             "--ignore-case=1 is|'--ignore-case' takes no argument" \
             "-ie|'-e' needs an argument" "--regexp|'--regexp' needs an argument" \

@@ -467,10 +467,19 @@ def test_long_content_type_parameters():
     # the media type decides, however long the parameters (a value of 128
     # bytes and more used to be dropped: the JSON body was taken as raw)
     body = b'{"text":"is is","needle":"is"}'
-    for extra in (90, 120, 400):
+    for extra in (90, 120, 400, 600, 3000):  # past the 512-byte value buffer too
         ct = "application/json; charset=utf-8; x=" + "a" * extra
         r = request(port(), "POST", "/count", body=body, headers=[("Content-Type", ct)])
         check_counts(r, {"is": 2}, 5, "Content-Type of %d bytes" % len(ct))
+    # a long value split inside its media type, across reads
+    ct = "application/json; x=" + "y" * 600
+    raw = build_request("POST", "/count", body, [("Content-Type", ct)])
+    cut = raw.index(b"/json") + 3
+    with Conn(port()) as c:
+        c.send(raw[:cut])
+        time.sleep(0.2)
+        c.send(raw[cut:])
+        check_counts(c.read_response(), {"is": 2}, 5, "a long Content-Type in two reads")
     ct = "application/x-www-form-urlencoded;" + " p=" + "b" * 300
     r = request(port(), "POST", "/count", body=b"text=is+is&needle=is", headers=[("Content-Type", ct)])
     check_counts(r, {"is": 2}, 5, "a form's long Content-Type")
