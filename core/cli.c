@@ -156,18 +156,23 @@ static int count_fd(const wc_needles_t *set, int fd, unsigned threads,
   return wc_stream_finish(st, counts);
 }
 
+/* An option letter as -C, for messages. */
+static char *letter_named(int opt) {
+  char one[3] = {'-', (char)opt, 0};
+  return shown(one, 64);
+}
+
 /* The option argv[optind - 1] ends in, for messages: a long option up to
- * its '=', a short one as -C. */
+ * its '=', else the letter opt. */
 static char *option_named(char **argv, int optind_now, int opt) {
   const char *a = optind_now > 0 ? argv[optind_now - 1] : "";
-  char one[3] = {'-', (char)opt, 0};
   if (strncmp(a, "--", 2) == 0) {
     char *s = shown(a, 64), *eq = s ? strchr(s, '=') : NULL;
     if (eq != NULL)
       *eq = 0;
     return s;
   }
-  return shown(opt > 0 && opt < 256 ? one : a, 64);
+  return opt > 0 && opt < 256 ? letter_named(opt) : shown(a, 64);
 }
 
 int main(int argc, char **argv) {
@@ -239,15 +244,11 @@ int main(int argc, char **argv) {
         msg = option_named(argv, optind, 0);
         status = fail("option '%s' takes no argument; try 'wordcount --help'",
                       msg ? msg : "?");
-      } else if (optopt != 0) {
-        /* a letter: argv[optind - 1] may be the argument before its group
-         * (getopt moves on only after a group's last letter) */
-        char one[3] = {'-', (char)optopt, 0};
-        msg = shown(one, 64);
-        status = fail("unknown option '%s'; try 'wordcount --help'",
-                      msg ? msg : "?");
       } else {
-        msg = option_named(argv, optind, 0);
+        /* a letter by itself: argv[optind - 1] may be the argument before
+         * its group (getopt moves on only after a group's last letter) */
+        msg = optopt != 0 ? letter_named(optopt)
+                          : option_named(argv, optind, 0);
         status = fail("unknown option '%s'; try 'wordcount --help'",
                       msg ? msg : "?");
       }
@@ -277,24 +278,20 @@ int main(int argc, char **argv) {
     status = fail("invalid needle '%s': a needle must be non-empty, without "
                   "spaces or newlines",
                   msg ? msg : "?");
-    set = NULL;
     goto out;
   }
   if (rc == -E2BIG) {
     status = fail("too many or too long needles (at most %d needles of %d "
                   "bytes)",
                   WC_MAX_NEEDLES, WC_MAX_NEEDLE_BYTES);
-    set = NULL;
     goto out;
   }
   if (rc < 0) {
     status = fail("%s", strerror(-rc));
-    set = NULL;
     goto out;
   }
   if (wc_stream_new(&st, set) < 0) {
     status = fail("out of memory");
-    st = NULL;
     goto out;
   }
   struct sigaction sa;

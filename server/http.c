@@ -227,7 +227,7 @@ static int on_chunk_extension(llhttp_t *p, const char *at, size_t len) {
 static int trailer_span(llhttp_t *p, const char *at, size_t len) {
   wc_http_t *h = &conn_of(p)->http;
   size_t n;
-  if (!h->in_trailer || h->tmark == NULL || h->tmark > at) {
+  if (!h->in_trailer) { /* its first byte (later feeds: wc_http_feed) */
     h->in_trailer = 1;
     h->tmark = at;
   }
@@ -329,10 +329,10 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   if (h->hdr == H_OTHER)
     return 0;
   if (h->value_len + len > sizeof h->value) {
-    if (h->hdr == H_CTYPE) { /* its media type may be in what fits */
-      memcpy(h->value + h->value_len, at, sizeof h->value - h->value_len);
-      h->value_len = sizeof h->value;
-    }
+    /* kept as far as it fits (a Content-Type's media type may be in it);
+     * value_long tells every other header that it is cut */
+    memcpy(h->value + h->value_len, at, sizeof h->value - h->value_len);
+    h->value_len = sizeof h->value;
     h->value_long = 1;
     return 0;
   }
@@ -791,14 +791,13 @@ static size_t head_end(const char *p, size_t i, size_t n) {
 }
 #endif
 
-/* head_hint: whether the request line starts "HEAD ", over as many reads
- * as its first five bytes take (head_seen: bytes matched; 6 once it is
- * known not to). */
+/* Matches the request line's start against "HEAD ", over as many reads as
+ * its first five bytes take (head_seen: bytes matched; 6 once it is known
+ * not to). */
 static void head_feed(wc_http_t *h, const char *p, size_t n) {
   static const char m[] = "HEAD ";
   for (size_t i = 0; i < n && h->head_seen < 5; i++)
     h->head_seen = p[i] == m[h->head_seen] ? h->head_seen + 1 : 6;
-  h->head_hint = h->head_seen == 5;
 }
 
 /*
@@ -1078,7 +1077,7 @@ static void respond_full(wc_conn_t *c, int status, const char *ctype,
    * failed half way) closes the connection: the request state they use
    * must then stay until conn_free, as after an early answer. */
   int close = h->early || srv->draining || c->eof || h->count.inflight > 0;
-  int head = h->url_len > 0 ? h->method == HTTP_HEAD : h->head_hint;
+  int head = h->url_len > 0 ? h->method == HTTP_HEAD : h->head_seen == 5;
   const char *rs = reason(status);
   size_t rs_len = strlen(rs), ct_len = ctype ? strlen(ctype) : 0;
   size_t ex_len = extra ? strlen(extra) : 0;

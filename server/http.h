@@ -32,9 +32,9 @@ typedef struct {
   int timed_out;
   int kick; /* the parser paused and may owe input-free transitions */
   int method;    /* from the first byte of the target on (on_url) */
-  int head_hint; /* the request starts "HEAD " (for an answer before
-                    llhttp has parsed the method: the scanner's 431) */
-  unsigned head_seen; /* bytes of "HEAD " matched so far; 6: not HEAD */
+  unsigned head_seen; /* bytes of "HEAD " the request starts with; 5: it
+                         is HEAD, 6: it is not (for an answer before llhttp
+                         has parsed the method: the scanner's 431) */
   uint8_t major, minor;
   char *url;
   size_t url_len, url_cap;
